@@ -1,0 +1,244 @@
+"""Unpaired training data for CycleGAN (arXiv:1703.10593v7, Sec. 4 and appendix 7.1).
+
+The dataset folder holds domain X in `trainA`/`testA` and domain Y in `trainB`/`testB`, the layout
+of the authors' datasets. Each item pairs one image of X with a randomly drawn image of Y. Also
+here: the image transforms (Pillow and numpy), the history pool of 50 fakes (Sec. 4), and
+`python data.py download NAME`, which fetches one of the authors' datasets.
+"""
+import http.client
+import os
+import random
+import sys
+import tempfile
+import urllib.request
+import zipfile
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+DATASETS = ("horse2zebra", "apple2orange", "summer2winter_yosemite", "monet2photo", "cezanne2photo",
+            "ukiyoe2photo", "vangogh2photo", "maps", "cityscapes", "facades", "iphone2dslr_flower")
+DEFAULT_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"  # the authors' server
+
+
+def find_images(folder):
+    """Every image file under `folder`, searched recursively, in sorted order (any letter case)."""
+    found = [os.path.join(d, f) for d, _, files in os.walk(folder, followlinks=True) for f in files
+             if f.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(found)
+
+
+def load_rgb(path):
+    """An image file as 8-bit RGB, whatever it holds: grayscale, 16-bit, palette, CMYK, alpha."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)  # phone photos: apply the stored rotation
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float grayscale
+            a = np.asarray(img, dtype=np.float32)
+            a = a / 257.0 if a.max() > 255 else a  # 65535 -> 255
+            img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+        if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+            img = img.convert("RGBA")  # transparent pixels become white, not whatever lies under them
+            return Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
+        return img.convert("RGB")
+
+
+def to_tensor(img):
+    """A PIL RGB image as a (3, H, W) float tensor in [-1, 1], the range of the generator's tanh."""
+    a = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(a.transpose(2, 0, 1).copy())
+
+
+def to_image(t):
+    """A (3, H, W) tensor in [-1, 1] back to a PIL RGB image."""
+    a = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
+    return Image.fromarray(a.permute(1, 2, 0).numpy())
+
+
+def train_transform(img, load_size, crop_size, rng):
+    """Resize to load_size square (bicubic), random crop_size crop, random horizontal flip.
+
+    Not in the paper's text: the authors' code jitters 256x256 images this way (286 -> 256).
+    An image smaller than the crop is simply upscaled by the resize.
+    """
+    img = img.resize((load_size, load_size), Image.Resampling.BICUBIC)
+    left, top = rng.integers(0, load_size - crop_size + 1, size=2)
+    img = img.crop((left, top, left + crop_size, top + crop_size))
+    if rng.random() < 0.5:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return to_tensor(img)
+
+
+def test_transform(img, crop_size):
+    """Resize to crop_size square (bicubic); no crop, no flip."""
+    return to_tensor(img.resize((crop_size, crop_size), Image.Resampling.BICUBIC))
+
+
+class UnpairedDataset(torch.utils.data.Dataset):
+    """Images of X (`trainA`) and Y (`trainB`), unaligned: item i is A[i] with a random B.
+
+    An epoch has max(|A|, |B|) items. Randomness (which B, crop, flip) comes from (seed, epoch, i)
+    alone, so the same seed gives the same data in any order, with any number of workers, and a
+    resumed run sees exactly what an uninterrupted one would have.
+    """
+
+    def __init__(self, root, phase="train", load_size=286, crop_size=256, seed=0):
+        self.paths = {}
+        for domain, letter in (("X", "A"), ("Y", "B")):
+            folder = os.path.join(root, phase + letter)
+            if not os.path.isdir(folder):
+                raise SystemExit(f"error: {folder} is missing: --dataroot must hold trainA/ (domain X) "
+                                 f"and trainB/ (domain Y), and testA/, testB/ for samples")
+            paths, bad = [], []
+            for p in find_images(folder):
+                try:
+                    with Image.open(p):  # reads the header only: cheap, catches non-images
+                        paths.append(p)
+                except (OSError, ValueError, Image.DecompressionBombError) as e:
+                    bad.append(p)
+                    print(f"warning: skipping {p}: not a readable image ({e})", file=sys.stderr)
+            if bad:
+                print(f"warning: skipped {len(bad)} unreadable files in {folder}", file=sys.stderr)
+            if not paths:
+                raise SystemExit(f"error: no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
+            self.paths[domain] = paths
+        self.phase, self.load_size, self.crop_size, self.seed = phase, load_size, crop_size, seed
+        self.epoch = 0
+
+    def __len__(self):
+        return max(len(self.paths["X"]), len(self.paths["Y"]))
+
+    def load(self, domain, i, rng):
+        """Image i of a domain, transformed; a file that fails to decode is reported and replaced."""
+        paths = self.paths[domain]
+        for k in range(len(paths)):
+            path = paths[(i + k) % len(paths)]
+            try:
+                img = load_rgb(path)
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+                print(f"warning: skipping {path}: cannot decode it ({e})", file=sys.stderr)
+                continue
+            if self.phase == "train":
+                return train_transform(img, self.load_size, self.crop_size, rng)
+            return test_transform(img, self.crop_size)
+        raise RuntimeError(f"no image of {os.path.dirname(paths[0])} could be decoded")
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        j = rng.integers(len(self.paths["Y"]))  # unaligned: any y may meet this x
+        return self.load("X", i % len(self.paths["X"]), rng), self.load("Y", j, rng)
+
+    def order(self, epoch):
+        """The shuffled order of items in an epoch, fixed by (seed, epoch)."""
+        return np.random.default_rng([self.seed, epoch, 2**31]).permutation(len(self)).tolist()
+
+
+class ImagePool:
+    """The history of generated images that the discriminators train on (Sec. 4, after Shrivastava
+    et al.): "we keep an image buffer that stores the 50 previously created images".
+
+    While fewer than pool_size images are stored, each new fake is stored and returned. Afterwards,
+    for each new fake, with probability 0.5 a random stored image is returned and the new one takes
+    its place; otherwise the new fake itself is returned.
+    """
+
+    def __init__(self, pool_size=50, seed=0):
+        self.pool_size = pool_size
+        self.images = []
+        self.rng = random.Random(seed)
+
+    def query(self, images):
+        if self.pool_size == 0:
+            return images.detach()
+        out = []
+        for image in images.detach():  # stored fakes carry no graph back into G or F
+            image = image.unsqueeze(0)
+            if len(self.images) < self.pool_size:
+                self.images.append(image)
+                out.append(image)
+            elif self.rng.random() < 0.5:
+                k = self.rng.randrange(self.pool_size)
+                out.append(self.images[k])
+                self.images[k] = image
+            else:
+                out.append(image)
+        return torch.cat(out)
+
+    def state_dict(self):
+        return {"images": [i.cpu() for i in self.images], "rng": self.rng.getstate()}
+
+    def load_state_dict(self, state, device="cpu"):
+        self.images = [i.to(device) for i in state["images"]]
+        self.rng.setstate(state["rng"])
+
+
+def resolve_dataroot(dataroot):
+    """The folder for --dataroot: as given, or datasets/NAME; a known dataset name not yet
+    downloaded gets the command that fetches it."""
+    for folder in (dataroot, os.path.join("datasets", dataroot)):
+        if os.path.isdir(folder):
+            return folder
+    if dataroot in DATASETS:
+        raise SystemExit(f"error: --dataroot {dataroot}: no such folder. Download it first:\n"
+                         f"    python data.py download {dataroot}\n"
+                         f"then run again with --dataroot datasets/{dataroot}")
+    raise SystemExit(f"error: --dataroot {dataroot}: no such folder (it should hold trainA/ and "
+                     f"trainB/; known dataset names: {', '.join(DATASETS)})")
+
+
+def download(name, to="datasets", base_url=None):
+    """Fetch NAME.zip from the authors' server (or a mirror) and unpack it into `to`/NAME.
+
+    The download goes to a temporary file, renamed to NAME.zip only once complete; entries that
+    would land outside `to` are refused; the zip is deleted once unpacked.
+    """
+    base_url = base_url or os.environ.get("CYCLEGAN_DATASETS_URL") or DEFAULT_URL
+    url = f"{base_url.rstrip('/')}/{name}.zip"
+    os.makedirs(to, exist_ok=True)
+    archive = os.path.join(to, name + ".zip")
+    fd, part = tempfile.mkstemp(suffix=".part", dir=to)
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
+            size, done = int(r.headers.get("Content-Length") or 0), 0
+            while chunk := r.read(1 << 20):
+                f.write(chunk)
+                done += len(chunk)
+                print(f"\r{url}: {done / 2**20:.1f} of {size / 2**20:.1f} MiB", end="", flush=True)
+            print()
+        if size and done != size:
+            raise OSError(f"stopped at {done} of {size} bytes")
+        os.replace(part, archive)
+        with zipfile.ZipFile(archive) as z:
+            root = os.path.realpath(to)
+            for member in z.namelist():  # refuse entries that would land outside `to`
+                target = os.path.realpath(os.path.join(root, member))
+                if os.path.commonpath([root, target]) != root:
+                    raise SystemExit(f"error: {url} holds an unsafe path {member!r}: not unpacked")
+            z.extractall(root)
+    except (OSError, http.client.HTTPException, zipfile.BadZipFile) as e:
+        raise SystemExit(f"error: could not download {url}: {e}. Run the command again, or pass "
+                         f"--url with a mirror") from None
+    finally:
+        for leftover in (part, archive):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+    folder = os.path.join(to, name)
+    for sub in ("trainA", "trainB", "testA", "testB"):
+        if not os.path.isdir(os.path.join(folder, sub)):
+            raise SystemExit(f"error: {url} unpacked, but {folder}/{sub} is missing")
+    print(f"{name}: ready in {folder}; train with: python train.py --dataroot {folder}")
+    return folder
+
+
+if __name__ == "__main__":
+    import argparse
+    parser = argparse.ArgumentParser(description="Download one of the authors' CycleGAN datasets.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    dl = sub.add_parser("download", help="fetch NAME.zip and unpack it into --to/NAME")
+    dl.add_argument("name", choices=DATASETS)
+    dl.add_argument("--to", default="datasets", help="folder to unpack into (default datasets/)")
+    dl.add_argument("--url", default=None, help=f"base URL of a mirror (or set CYCLEGAN_DATASETS_URL;"
+                                                f" default {DEFAULT_URL})")
+    a = parser.parse_args()
+    download(a.name, a.to, a.url)
