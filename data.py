@@ -85,11 +85,13 @@ class UnpairedDataset(torch.utils.data.Dataset):
 
     def __init__(self, root, phase="train", load_size=286, crop_size=256, seed=0):
         self.paths = {}
+        for letter in "AB":
+            if not os.path.isdir(os.path.join(root, phase + letter)):
+                raise SystemExit(f"error: {os.path.join(root, phase + letter)} is missing: --dataroot "
+                                 f"must hold trainA/ (domain X) and trainB/ (domain Y), and testA/, "
+                                 f"testB/ for samples")
         for domain, letter in (("X", "A"), ("Y", "B")):
             folder = os.path.join(root, phase + letter)
-            if not os.path.isdir(folder):
-                raise SystemExit(f"error: {folder} is missing: --dataroot must hold trainA/ (domain X) "
-                                 f"and trainB/ (domain Y), and testA/, testB/ for samples")
             paths, bad = [], []
             for p in find_images(folder):
                 try:

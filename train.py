@@ -72,6 +72,9 @@ def parse_args(argv=None):
         low = 0 if flag in ("n_epochs", "n_epochs_decay", "n_blocks") else 1
         if getattr(args, flag) < low:
             p.error(f"--{flag} must be at least {low}")
+    if args.crop_size < 24:
+        p.error(f"--crop_size {args.crop_size}: at least 24, or the discriminator's last layers "
+                "have fewer than 2 positions to normalize")
     if args.crop_size % 4:
         p.error(f"--crop_size {args.crop_size}: the generator needs a multiple of 4 (two stride-2 "
                 "layers)")
@@ -203,7 +206,7 @@ def main(argv=None):
     if args.resume:
         ckpt = load_checkpoint(latest, device)
         for k, v in ckpt["args"].items():  # the run's settings come from the checkpoint, except
-            if k in ("cuda", "device", "resume", "explicit", "out", "num_workers"):  # where it runs
+            if k in ("cuda", "device", "resume", "explicit", "out", "num_workers", "max_iters"):
                 continue
             if k in args.explicit and getattr(args, k) != v and k not in CHANGEABLE_ON_RESUME:
                 raise SystemExit(f"error: --{k} {getattr(args, k)} differs from the checkpoint's "
