@@ -147,11 +147,17 @@ def discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y, real_x, real_y, fake_x, 
 def save_checkpoint(path, state):
     """Write to a temporary file, then rename: a crash mid-write never spoils the last good file."""
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:  # disk full, folder removed: say so, and keep the last good file
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise SystemExit(f"error: could not write checkpoint {path} ({e}); the previous one, if "
+                         "any, is unchanged")
 
 
 def load_checkpoint(path, device):

@@ -198,9 +198,10 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(SystemExit, match="could not write checkpoint .*disk full"):
         train.save_checkpoint(path, {"epoch": 2})
     assert torch.load(path, weights_only=True) == {"epoch": 1}  # the last good one is intact
+    assert os.listdir(tmp_path) == ["latest.pt"]  # and the half-written file is gone
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, monkeypatch):
