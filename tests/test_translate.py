@@ -1,0 +1,283 @@
+"""Worked examples for translate.py: G(x) and F(y) (Sec. 3, Fig. 1) on images of any size."""
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import urllib.parse
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import translate
+from cyclegan import Generator
+from data import to_image, to_tensor
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def tiny_checkpoint(path, seed=0):
+    """A train.py-style checkpoint with two small, different generators; returns (G, F)."""
+    torch.manual_seed(seed)
+    G, F = Generator(ngf=4, n_blocks=1), Generator(ngf=4, n_blocks=1)
+    torch.save({"G": G.state_dict(), "F": F.state_dict(), "args": {"ngf": 4, "n_blocks": 1}}, path)
+    return G.eval(), F.eval()
+
+
+def random_image(path, width, height, mode="RGB", seed=0):
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    a = np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
+    Image.fromarray(a.squeeze(-1) if channels == 1 else a, mode).save(path)
+    return path
+
+
+def pixels(path):
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB")).astype(int)
+
+
+def run(tmp_path, *args):
+    """translate.main with the tiny checkpoint, writing to tmp_path/out unless args give --out."""
+    ckpt = tmp_path / "latest.pt"
+    if not ckpt.exists():
+        tiny_checkpoint(ckpt)
+    argv = ["--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), *map(str, args)]
+    return translate.main(argv)
+
+
+def test_padding_reflects_up_to_a_multiple_of_4_and_at_least_8():
+    x = torch.tensor([[[[1.0, 2.0, 3.0, 4.0, 5.0]]]])  # one image, one channel, 1 row of 5
+    padded = translate.pad_to_multiple_of_4(x)
+    # width 5 -> 8 (the next multiple of 4, and at least 8): 3 columns mirrored about the last one,
+    # 4, 3, 2 (zeros would give 0, 0, 0; repeating the edge in the mirror would give 5, 4, 3)
+    # height 1 -> 8: a single row cannot be mirrored (pad 7 >= side 1), so it is repeated 7 times
+    assert padded.shape == (1, 1, 8, 8)
+    assert (padded == torch.tensor([1.0, 2, 3, 4, 5, 4, 3, 2])).all()
+    # 37 wide, 50 high -> 40 (37 + 3) by 52 (50 + 2); 40 x 52 stays as it is
+    assert translate.pad_to_multiple_of_4(torch.zeros(1, 3, 50, 37)).shape == (1, 3, 52, 40)
+    assert translate.pad_to_multiple_of_4(torch.zeros(1, 3, 52, 40)).shape == (1, 3, 52, 40)
+
+
+def test_output_is_the_generator_on_the_padded_image_cropped_back_to_the_input_size(tmp_path):
+    G, _ = tiny_checkpoint(tmp_path / "latest.pt")
+    for w, h in ((40, 52), (37, 50), (1, 1), (3, 5)):
+        random_image(tmp_path / f"{w}x{h}.png", w, h)
+    assert run(tmp_path, "--input", *sorted(tmp_path.glob("*.png"))) == 0
+    for w, h in ((40, 52), (37, 50), (1, 1), (3, 5)):
+        out = tmp_path / "out" / f"{w}x{h}.png"
+        assert Image.open(out).size == (w, h)  # nothing stretched, nothing cut off
+        real_x = to_tensor(Image.open(tmp_path / f"{w}x{h}.png")).unsqueeze(0)
+        with torch.no_grad():
+            fake_y = G(translate.pad_to_multiple_of_4(real_x))[..., :h, :w]  # G(x), Sec. 3
+        assert (pixels(out) == np.asarray(to_image(fake_y[0]))).all()
+
+
+def test_grayscale_and_transparent_inputs_are_translated_as_rgb(tmp_path):
+    random_image(tmp_path / "gray.png", 9, 6, "L")
+    Image.new("RGBA", (9, 6), (0, 0, 0, 0)).save(tmp_path / "clear.png")  # fully transparent
+    Image.new("RGB", (9, 6), "white").save(tmp_path / "white.png")
+    assert run(tmp_path, "--input", tmp_path / "gray.png", tmp_path / "clear.png",
+               tmp_path / "white.png") == 0
+    for name in ("gray", "clear", "white"):
+        with Image.open(tmp_path / "out" / f"{name}.png") as img:
+            assert (img.mode, img.size) == ("RGB", (9, 6))
+    # data.load_rgb puts transparent pixels on white: G sees the same image as white.png
+    assert (pixels(tmp_path / "out" / "clear.png") == pixels(tmp_path / "out" / "white.png")).all()
+
+
+def test_unreadable_file_is_reported_and_skipped_and_the_rest_translated(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    random_image(photos / "a.png", 8, 8)
+    random_image(photos / "c.jpg", 8, 8)
+    (photos / "b.png").write_bytes(b"not a png at all")
+    assert run(tmp_path, "--input", photos) == 1  # 1: something was skipped
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 1 and "b.png" in warnings[0]
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "c.png", "index.html"]
+
+
+def test_size_makes_the_shorter_side_that_long_keeping_the_aspect_ratio(tmp_path):
+    random_image(tmp_path / "in.png", 37, 50)
+    assert run(tmp_path, "--input", tmp_path / "in.png", "--size", 16) == 0
+    # 37 x 50 scaled by 16 / 37: 37 -> 16, 50 -> 50 * 16 / 37 = 21.6 -> 22
+    assert Image.open(tmp_path / "out" / "in.png").size == (16, 22)
+
+
+def test_more_pixels_than_the_budget_are_refused_unless_size_shrinks_them(tmp_path, capsys):
+    random_image(tmp_path / "in.png", 37, 50)
+    # 37 * 50 = 1850 pixels > 0.001 megapixels = 1000: refused before it reaches G
+    assert run(tmp_path, "--input", tmp_path / "in.png", "--max_megapixels", 0.001) == 1
+    assert "--size" in capsys.readouterr().err
+    # 16 * 22 = 352 pixels <= 1000: translated
+    assert run(tmp_path, "--input", tmp_path / "in.png", "--max_megapixels", 0.001,
+               "--size", 16) == 0
+
+
+def test_out_of_memory_is_one_line_suggesting_size(tmp_path, capsys, monkeypatch):
+    random_image(tmp_path / "in.png", 8, 8)
+
+    def no_memory(net, images, device):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    monkeypatch.setattr(translate, "translate_batch", no_memory)
+    assert run(tmp_path, "--input", tmp_path / "in.png") == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "in.png" in err and "--size" in err
+
+
+def test_index_html_shows_every_input_beside_its_output(tmp_path):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for name in ("a&b.png", "sub/c d.png", "sub/e.jpg"):
+        random_image(photos / name, 8, 12)
+    assert run(tmp_path, "--input", photos) == 0
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "a&amp;b.png" in page and "a&b" not in page  # names are html-escaped
+    links = [urllib.parse.unquote(src) for src in re.findall(r'src="([^"]+)"', page)]
+    # three rows, each: the input (a relative link back into photos/), then its output
+    assert links == ["../photos/a&b.png", "a&b.png", "../photos/sub/c d.png", "sub/c d.png",
+                     "../photos/sub/e.jpg", "sub/e.png"]
+    assert all((tmp_path / "out" / link).is_file() for link in links)
+
+
+def test_x2y_applies_G_and_y2x_applies_F(tmp_path):
+    G, F = tiny_checkpoint(tmp_path / "latest.pt")
+    with torch.no_grad():  # the last conv, before the tanh (c7s1-3)
+        G.model[-2].bias.fill_(-100.0)  # tanh(-100 + small) = -1 -> pixel (-1 + 1) * 127.5 = 0
+        F.model[-2].bias.fill_(+100.0)  # tanh(+100 + small) = +1 -> pixel (1 + 1) * 127.5 = 255
+    torch.save({"G": G.state_dict(), "F": F.state_dict(), "args": {}}, tmp_path / "latest.pt")
+    random_image(tmp_path / "in.png", 8, 8)
+    run(tmp_path, "--input", tmp_path / "in.png", "--direction", "x2y", "--out", tmp_path / "y")
+    run(tmp_path, "--input", tmp_path / "in.png", "--direction", "y2x", "--out", tmp_path / "x")
+    assert (pixels(tmp_path / "y" / "in.png") == 0).all()  # fake_y = G(x): black
+    assert (pixels(tmp_path / "x" / "in.png") == 255).all()  # fake_x = F(y): white
+
+
+def test_released_generator_file_translates_like_the_same_weights_in_a_checkpoint(tmp_path,
+                                                                                  capsys):
+    G, _ = tiny_checkpoint(tmp_path / "latest.pt")
+    official = dict(G.state_dict())  # plain model.N keys, as in the authors' horse2zebra.pth
+    for name, m in G.named_modules():  # older files also hold unused InstanceNorm statistics
+        if isinstance(m, torch.nn.InstanceNorm2d):
+            official[f"{name}.running_mean"] = torch.zeros(m.num_features)
+            official[f"{name}.running_var"] = torch.ones(m.num_features)
+    torch.save(official, tmp_path / "x2y.pth")
+    random_image(tmp_path / "in.png", 37, 50)
+    run(tmp_path, "--input", tmp_path / "in.png", "--out", tmp_path / "ours")
+    argv = ["--checkpoint", str(tmp_path / "x2y.pth"), "--direction", "y2x",
+            "--input", str(tmp_path / "in.png"), "--out", str(tmp_path / "theirs")]
+    assert translate.main(argv) == 0
+    assert "--direction is ignored" in capsys.readouterr().out  # one generator: it is G here
+    assert (pixels(tmp_path / "ours" / "in.png") == pixels(tmp_path / "theirs" / "in.png")).all()
+
+
+def test_same_stem_from_two_places_gives_two_outputs(tmp_path):
+    for folder, seed in (("x", 1), ("y", 2)):
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        random_image(tmp_path / "photos" / folder / "cat.png", 8, 8, seed=seed)
+    x_cat, y_cat = tmp_path / "photos" / "x" / "cat.png", tmp_path / "photos" / "y" / "cat.png"
+    # files named one by one: the second cat gets a suffix
+    assert run(tmp_path, "--input", x_cat, y_cat, "--out", tmp_path / "files") == 0
+    assert sorted(os.listdir(tmp_path / "files")) == ["cat.png", "cat_2.png", "index.html"]
+    # a folder keeps its subfolders
+    assert run(tmp_path, "--input", tmp_path / "photos", "--out", tmp_path / "tree") == 0
+    assert (pixels(tmp_path / "tree" / "x" / "cat.png")
+            == pixels(tmp_path / "files" / "cat.png")).all()
+    assert (pixels(tmp_path / "tree" / "y" / "cat.png")
+            == pixels(tmp_path / "files" / "cat_2.png")).all()
+
+
+def test_an_input_is_never_overwritten(tmp_path):
+    random_image(tmp_path / "cat.png", 8, 8)
+    before = (tmp_path / "cat.png").read_bytes()
+    # the output would be tmp_path/cat.png, the input itself: it is written as cat_2.png
+    assert run(tmp_path, "--input", tmp_path / "cat.png", "--out", tmp_path) == 0
+    assert (tmp_path / "cat.png").read_bytes() == before
+    assert Image.open(tmp_path / "cat_2.png").size == (8, 8)
+
+
+def test_glob_patterns_are_expanded_and_keep_only_images(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    random_image(photos / "a.png", 8, 8)
+    random_image(photos / "b.jpg", 8, 8)
+    (photos / "notes.txt").write_text("not an image")
+    assert run(tmp_path, "--input", str(photos / "*.png"), "--out", tmp_path / "png") == 0
+    assert sorted(os.listdir(tmp_path / "png")) == ["a.png", "index.html"]
+    assert run(tmp_path, "--input", str(photos / "*"), "--out", tmp_path / "all") == 0
+    assert sorted(os.listdir(tmp_path / "all")) == ["a.png", "b.png", "index.html"]
+
+
+def test_results_do_not_depend_on_the_batch_size(tmp_path):
+    for i in range(3):
+        random_image(tmp_path / f"{i}.png", 12, 8, seed=i)
+    inputs = [tmp_path / f"{i}.png" for i in range(3)]
+    run(tmp_path, "--input", *inputs, "--batch_size", 1, "--out", tmp_path / "one")
+    run(tmp_path, "--input", *inputs, "--batch_size", 3, "--out", tmp_path / "three")
+    for i in range(3):  # instance norm is per image: batching changes nothing
+        assert (pixels(tmp_path / "one" / f"{i}.png")
+                == pixels(tmp_path / "three" / f"{i}.png")).all()
+
+
+def test_no_input_images_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="^error: no input images"):
+        run(tmp_path, "--input", tmp_path / "empty")
+
+
+def test_missing_checkpoint_is_a_one_line_error(tmp_path):
+    argv = ["--checkpoint", str(tmp_path / "nope.pt"), "--input", str(tmp_path), "--out", "o"]
+    with pytest.raises(SystemExit) as e:
+        translate.main(argv)
+    assert str(e.value) == f"error: --checkpoint {tmp_path / 'nope.pt'}: no such file"
+
+
+def test_unknown_checkpoint_layout_names_the_keys_it_expected(tmp_path):
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "odd.pt")
+    argv = ["--checkpoint", str(tmp_path / "odd.pt"), "--input", str(tmp_path), "--out", "o"]
+    with pytest.raises(SystemExit, match="expected keys 'G' and 'F' .* or 'model.1.weight'"):
+        translate.main(argv)
+
+
+class LeavesAMark:
+    """Unpickling this calls pathlib.Path.touch: a stand-in for any code a file could run."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (pathlib.Path(self.path),)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    mark = tmp_path / "code_ran"
+    torch.save({"G": LeavesAMark(mark), "F": {}}, tmp_path / "evil.pt")
+    argv = ["--checkpoint", str(tmp_path / "evil.pt"), "--input", str(tmp_path), "--out", "o"]
+    with pytest.raises(SystemExit, match="refused") as e:
+        translate.main(argv)
+    assert "\n" not in str(e.value) and not mark.exists()
+    torch.load(tmp_path / "evil.pt", weights_only=False)  # what a plain torch.load would have done
+    assert mark.exists()
+
+
+def test_translate_py_runs_as_a_script(tmp_path):
+    tiny_checkpoint(tmp_path / "latest.pt")
+    random_image(tmp_path / "in.png", 10, 7)
+    result = subprocess.run([sys.executable, str(ROOT / "translate.py"), "--checkpoint",
+                             str(tmp_path / "latest.pt"), "--input", str(tmp_path / "*.png"),
+                             "--out", str(tmp_path / "out"), "--ext", "jpg"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "images/s" in result.stdout
+    assert Image.open(tmp_path / "out" / "in.jpg").size == (10, 7)
+
+
+def test_a_second_run_does_not_translate_the_first_runs_outputs(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    random_image(photos / "cat.png", 8, 8)
+    for _ in range(2):  # --out inside the input folder: the folder is searched without it
+        assert run(tmp_path, "--input", photos, "--out", photos / "zebra") == 0
+    assert sorted(os.listdir(photos / "zebra")) == ["cat.png", "index.html"]
