@@ -24,8 +24,9 @@ DEFAULT_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"  # the auth
 
 
 def find_images(folder):
-    """Every image file under `folder`, searched recursively, in sorted order (any letter case)."""
-    found = [os.path.join(d, f) for d, _, files in os.walk(folder, followlinks=True) for f in files
+    """Every image file under `folder`, searched recursively, in sorted order (any letter case).
+    Linked subfolders are not followed (a link loop would never end); `folder` itself may be one."""
+    found = [os.path.join(d, f) for d, _, files in os.walk(folder) for f in files
              if f.lower().endswith(IMAGE_EXTENSIONS)]
     return sorted(found)
 
@@ -34,9 +35,11 @@ def load_rgb(path):
     """An image file as 8-bit RGB, whatever it holds: grayscale, 16-bit, palette, CMYK, alpha."""
     with Image.open(path) as img:
         img = ImageOps.exif_transpose(img)  # phone photos: apply the stored rotation
-        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float grayscale
-            a = np.asarray(img, dtype=np.float32)
-            a = a / 257.0 if a.max() > 255 else a  # 65535 -> 255
+        if img.mode.startswith("I"):  # 16-bit grayscale (Pillow opens it as I or I;16)
+            a = np.asarray(img, dtype=np.float32) / 257.0  # 0..65535 -> 0..255, dark stays dark
+            img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+        elif img.mode == "F":  # float grayscale, taken to lie in [0, 1]
+            a = np.asarray(img, dtype=np.float32) * 255.0
             img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
         if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
             img = img.convert("RGBA")  # transparent pixels become white, not whatever lies under them

@@ -114,12 +114,14 @@ def test_load_rgb_converts_every_mode_to_rgb(tmp_path):
     palette = save(tmp_path / "p.gif", Image.new("P", (4, 4), 3))
     cmyk = save(tmp_path / "c.jpg", Image.new("CMYK", (4, 4), (0, 255, 255, 0)))
     deep = save(tmp_path / "d.png", Image.fromarray(np.full((4, 4), 65535, dtype=np.uint16)))
-    for path in (gray, rgba, palette, cmyk, deep):
+    dark = save(tmp_path / "k.png", Image.fromarray(np.full((4, 4), 2570, dtype=np.uint16)))
+    for path in (gray, rgba, palette, cmyk, deep, dark):
         assert load_rgb(path).mode == "RGB"
     assert load_rgb(gray).getpixel((1, 1)) == (128, 128, 128)
     assert load_rgb(rgba).getpixel((0, 0)) == (255, 255, 255)  # transparent -> white
     assert load_rgb(rgba).getpixel((1, 1)) == (255, 0, 0)
-    assert load_rgb(deep).getpixel((0, 0)) == (255, 255, 255)  # 16-bit 65535 -> 255, not clipped 1
+    assert load_rgb(deep).getpixel((0, 0)) == (255, 255, 255)  # 16-bit 65535 / 257 = 255
+    assert load_rgb(dark).getpixel((0, 0)) == (10, 10, 10)  # 2570 / 257 = 10, not clipped to 255
     assert load_rgb(cmyk).getpixel((0, 0))[0] > 200  # cyan 0, magenta, yellow full: red
 
 
@@ -153,6 +155,7 @@ def test_dataset_items_depend_only_on_seed_epoch_and_index(tmp_path):
 
 def test_dataset_finds_any_extension_case_in_subfolders_and_skips_broken_files(tmp_path, capsys):
     root = make_dataset(tmp_path, n_a=1, n_b=1)
+    (root / "trainA" / "loop").symlink_to(root / "trainA")  # a link loop is not followed
     save(root / "trainA" / "deeper" / "UPPER.JPG", Image.new("RGB", (5, 5)))
     save(root / "trainA" / "x.WebP", Image.new("RGB", (5, 5)))
     (root / "trainA" / "notes.txt").write_text("not an image")
