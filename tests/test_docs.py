@@ -1,0 +1,288 @@
+"""Checks that docs/ cannot rot silently: every function, test, flag and file that docs/*.md names
+exists, no doc cites a line number, and every `Deviation:` note in the code is in the README's
+list of deviations, of which docs/paper.md holds a copy.
+
+How docs name things, so that these checks can find them (inside backticks):
+`cycle_loss()` or `Discriminator(n_layers=2)`: a function or class of a top-level module;
+`losses.cycle_loss` or `data.ImagePool.query()`: a module's attribute; `test_...`: a test function
+in tests/*.py; `train.py`: a file. `G(x)`, `D_Y(y)`: the paper's networks, not checked.
+Any `--flag` must be parsed by the script it follows (`python translate.py --out ...`), or
+anywhere else by one of the scripts. Math goes in $...$, never in backticks.
+"""
+import ast
+import builtins
+import glob
+import importlib
+import io
+import os
+import re
+import tokenize
+import xml.etree.ElementTree as ET
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "*.py")))  # the top-level modules
+MODULES = [os.path.basename(p)[:-3] for p in SCRIPTS]
+PAPER_SYMBOLS = {"G", "F", "D", "D_X", "D_Y"}  # the paper's networks, written G(x), D_Y(G(x))
+EXTERNAL = {"torch", "nn", "np", "args"}  # `torch.nn.InstanceNorm2d`, `args.lambda_idt`: not ours
+DEVIATIONS_HEADING = re.compile(r"^##\s+Deviations from the paper['’]s text\s*$", re.M)
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def split_markdown(text):
+    """(prose, code): the text outside fenced ``` blocks, and the lines inside them."""
+    prose, code, fenced = [], [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif fenced:
+            code.append(line)
+        else:
+            prose.append(line)
+    return "\n".join(prose), "\n".join(code)
+
+
+def inline_code(prose):
+    """Every `span` (or ``span``) of the prose, stripped."""
+    return [m.group(2).strip() for m in re.finditer(r"(`+)(.+?)\1", prose)]
+
+
+def top_level_names():
+    """{name: module} for every function, class and constant defined at a module's top level."""
+    names = {}
+    for path, module in zip(SCRIPTS, MODULES):
+        for node in ast.parse(read(path)).body:
+            targets = [node] if hasattr(node, "name") else getattr(node, "targets", [])
+            for t in targets:
+                name = getattr(t, "name", None) or getattr(t, "id", None)
+                if name:
+                    names.setdefault(name, module)
+    return names
+
+
+def names_of_tests():
+    """Every test function in tests/*.py (parsed, not imported)."""
+    return {node.name for path in glob.glob(os.path.join(ROOT, "tests", "test_*.py"))
+            for node in ast.walk(ast.parse(read(path)))
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+
+
+def script_flags():
+    """{script: its --flags}: every string starting with -- passed to a call (add_argument)."""
+    flags = {}
+    for path in SCRIPTS:
+        found = {"--help"}
+        for node in ast.walk(ast.parse(read(path))):
+            if isinstance(node, ast.Call):
+                found |= {a.value for a in node.args if isinstance(a, ast.Constant)
+                          and isinstance(a.value, str) and re.fullmatch(r"--\w[\w-]*", a.value)}
+        flags[os.path.basename(path)] = found
+    return flags
+
+
+def resolve(dotted, names):
+    """Whether `module.attr.attr` or `Name.attr` is defined, by import and getattr."""
+    parts = dotted.split(".")
+    if parts[0] in MODULES:
+        obj, rest = importlib.import_module(parts[0]), parts[1:]
+    elif parts[0] in names:
+        obj, rest = importlib.import_module(names[parts[0]]), parts
+    else:
+        return False
+    for part in rest:
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
+
+
+def reference_problems(text, names, tests):
+    """What a doc names that does not exist: functions, module attributes, tests, files."""
+    prose, code = split_markdown(text)
+    problems = []
+    for span in inline_code(prose):
+        call = re.fullmatch(r"([A-Za-z_]\w*(?:\.\w+)*)\(.*\)", span)
+        attr = re.fullmatch(r"([A-Za-z_]\w*(?:\.\w+)+)", span)
+        if call:
+            dotted = call.group(1)
+            first = dotted.split(".")[0]
+            checked = first in MODULES or first in names or (
+                "." not in dotted and first not in PAPER_SYMBOLS and not hasattr(builtins, first))
+            if checked and not resolve(dotted, names):
+                problems.append(f"`{span}`: no {dotted} in {', '.join(MODULES)}")
+        elif re.fullmatch(r"[\w/.-]+\.(py|md|svg|ini)", span):  # a file of the repository
+            if not os.path.exists(os.path.join(ROOT, span)):
+                problems.append(f"`{span}`: no such file in the repository")
+        elif re.fullmatch(r"[\w/.-]+\.(pt|pth|png|jpg|html|csv|zip|txt)", span):
+            continue  # a file that a run writes or downloads
+        elif attr and attr.group(1).split(".")[0] not in EXTERNAL:
+            if not resolve(attr.group(1), names):
+                problems.append(f"`{span}`: no such module attribute")
+    for span in inline_code(prose) + code.splitlines():
+        for name in re.findall(r"(?<![\w./])(test_\w+)\b(?!\.py)", span):
+            if name not in tests:
+                problems.append(f"{name}: no test of that name in tests/*.py")
+    return problems
+
+
+def command_segments(text):
+    """(script or None, words) for each command line of the fenced blocks, split at && ; and |."""
+    _, code = split_markdown(text)
+    code = code.replace("\\\n", " ")  # a command continued on the next line
+    for line in code.splitlines():
+        for segment in re.split(r"&&|;|\s\|\s", line.split("#")[0]):
+            words = segment.split()
+            scripts = [w for w in words if w.endswith(".py")]
+            if words and words[0] in ("python", "python3") or "python" in words:
+                start = words.index(scripts[0]) + 1 if scripts else len(words)
+                yield (os.path.basename(scripts[0]) if scripts else None), words[start:]
+            elif words:
+                yield "other", words
+
+
+def flag_problems(text, flags):
+    """--flags that no parser reads: after `python X.py`, X.py's; anywhere else, any script's."""
+    problems, everywhere = [], set().union(*flags.values())
+    for script, words in command_segments(text):
+        if script == "other":
+            continue  # pytest, pip, git: their own flags
+        for flag in {w.split("=")[0] for w in words if w.startswith("--")}:
+            if script not in flags:
+                problems.append(f"{flag}: after {script}, which is not a script here")
+            elif flag not in flags[script]:
+                problems.append(f"{flag}: `python {script}` has no such flag")
+    prose, _ = split_markdown(text)
+    for flag in set(re.findall(r"(?<![\w-])--[A-Za-z]\w*", prose)):
+        if flag not in everywhere:
+            problems.append(f"{flag}: no script parses it")
+    return problems
+
+
+LINE_NUMBER = re.compile(r"\blines?\s+\d+|\bl\.\s*\d+|(?<![\w-])L\d{2,}\b|#L\d+|\.py:\d+", re.I)
+
+
+def test_every_function_and_test_named_in_docs_exists():
+    assert DOCS, "docs/*.md is missing"
+    names, tests = top_level_names(), names_of_tests()
+    problems = [f"{os.path.basename(p)}: {e}" for p in DOCS
+                for e in reference_problems(read(p), names, tests)]
+    assert not problems, "docs name things that do not exist:\n" + "\n".join(problems)
+
+
+def test_every_flag_in_docs_is_parsed_by_its_script():
+    flags = script_flags()
+    problems = [f"{os.path.basename(p)}: {e}" for p in DOCS for e in flag_problems(read(p), flags)]
+    assert not problems, "docs use flags no parser has:\n" + "\n".join(problems)
+
+
+def test_docs_cite_functions_never_line_numbers():
+    found = [f"{os.path.basename(p)}: {m.group(0)!r}" for p in DOCS
+             for m in LINE_NUMBER.finditer(read(p))]
+    assert not found, "line numbers rot when code moves; name the function:\n" + "\n".join(found)
+
+
+def test_links_in_docs_point_to_files_that_exist():
+    missing = []
+    for path in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)|src=\"([^\"]+)\"", read(path)):
+            target = (target[0] or target[1]).split("#")[0]
+            if target and not re.match(r"[a-z]+:", target):
+                if not os.path.exists(os.path.join(os.path.dirname(path), target)):
+                    missing.append(f"{os.path.basename(path)}: {target}")
+    assert not missing, "links to missing files:\n" + "\n".join(missing)
+
+
+def normalize(text):
+    return " ".join(text.replace("`", "").split())
+
+
+def deviation_notes():
+    """(file, text) of each `Deviation:` note of the top-level .py files: a `# Deviation:` comment
+    to the end of its line, or a docstring's `Deviation:` to the end of its paragraph."""
+    notes = []
+    for path in SCRIPTS:
+        source, name = read(path), os.path.basename(path)
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT and "Deviation:" in tok.string:
+                notes.append((name, normalize(tok.string.split("Deviation:", 1)[1])))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                for part in (ast.get_docstring(node) or "").split("Deviation:")[1:]:
+                    notes.append((name, normalize(part.split("\n\n")[0])))
+    return notes
+
+
+def section(path, what):
+    """The text under '## Deviations from the paper's text' in a Markdown file."""
+    if not os.path.exists(path):
+        pytest.fail(f"{what} is missing: it needs a section \"## Deviations from the paper's "
+                    f"text\" listing each Deviation: note of the code")
+    text = read(path)
+    m = DEVIATIONS_HEADING.search(text)
+    if not m:
+        pytest.fail(f"{what} has no section \"## Deviations from the paper's text\"")
+    end = re.search(r"^#{1,2}\s", text[m.end():], re.M)
+    return text[m.end():m.end() + end.start()] if end else text[m.end():]
+
+
+def list_items(markdown):
+    """The items of a Markdown list (-, * or 1.), each with its wrapped lines, normalized."""
+    items = []
+    for line in markdown.splitlines():
+        item = re.match(r"\s*(?:[-*]|\d+\.)\s+(.*)", line)
+        if item:
+            items.append(item.group(1))
+        elif line.strip() and line.startswith((" ", "\t")) and items:
+            items[-1] += " " + line
+        elif not line.strip() and items and items[-1] is not None:
+            items.append(None)  # a blank line ends the item
+    return [normalize(i) for i in items if i is not None]
+
+
+def test_every_deviation_note_in_the_code_is_in_the_readme():
+    notes = deviation_notes()
+    assert notes, "no Deviation: notes found: the search in the .py files is broken"
+    readme = normalize(section(os.path.join(ROOT, "README.md"), "README.md"))
+    missing = [f"{name}: {text}" for name, text in notes if text not in readme]
+    assert not missing, ("README.md's \"## Deviations from the paper's text\" lacks these notes "
+                         "(word for word, as after Deviation: in the code):\n" + "\n".join(missing))
+
+
+def test_paper_md_holds_the_readme_list_of_deviations():
+    readme = list_items(section(os.path.join(ROOT, "README.md"), "README.md"))
+    paper = list_items(section(os.path.join(ROOT, "docs", "paper.md"), "docs/paper.md"))
+    assert readme, "README.md's deviations section has no list items"
+    assert paper == readme, ("docs/paper.md's list of deviations differs from README.md's; copy "
+                             "it again.\nREADME.md:\n" + "\n".join(readme)
+                             + "\ndocs/paper.md:\n" + "\n".join(paper))
+
+
+def test_architecture_svg_shows_the_appendix_layer_codes():
+    svg = ET.parse(os.path.join(ROOT, "docs", "architecture.svg")).getroot()  # well-formed XML
+    text = " ".join(" ".join(svg.itertext()).split())
+    for code in ("c7s1-64", "d128", "d256", "R256", "u128", "u64", "c7s1-3",
+                 "C64", "C128", "C256", "C512", "30x30", "70x70", "G: X → Y", "F: Y → X", "D_X",
+                 "D_Y"):
+        assert code in text, f"docs/architecture.svg does not show {code}"
+
+
+def test_the_checks_catch_a_rotten_doc():
+    # a doc naming a function, a test, a flag and a line that do not exist
+    rotten = ("Blank `cycle_loss()` and `lossess.cycle_loss` and `no_such_helper()`; check with\n"
+              "`test_cycle_loss_is_mean_absolute_difference` and `test_no_such_claim`.\n"
+              "`G(x)` and `D_Y(G(x))` are the paper's. See line 42 of losses.py, or L120.\n"
+              "```\npython train.py --lambda_cyc 10 --lamda_idt 0\npytest -x --durations 5\n```\n"
+              "Pass `--no_such_flag` to turn it off.\n")
+    problems = reference_problems(rotten, top_level_names(), names_of_tests())
+    assert problems == ["`lossess.cycle_loss`: no such module attribute",
+                        "`no_such_helper()`: no no_such_helper in " + ", ".join(MODULES),
+                        "test_no_such_claim: no test of that name in tests/*.py"]
+    assert sorted(flag_problems(rotten, script_flags())) == [
+        "--lamda_idt: `python train.py` has no such flag", "--no_such_flag: no script parses it"]
+    assert [m.group(0) for m in LINE_NUMBER.finditer(rotten)] == ["line 42", "L120"]
