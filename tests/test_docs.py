@@ -117,7 +117,7 @@ def reference_problems(text, names, tests):
             if checked and not resolve(dotted, names):
                 problems.append(f"`{span}`: no {dotted} in {', '.join(MODULES)}")
         elif re.fullmatch(r"[\w/.-]+\.(py|md|svg|ini)", span):  # a file of the repository
-            if not os.path.exists(os.path.join(ROOT, span)):
+            if not any(os.path.exists(os.path.join(d, span)) for d in (ROOT, f"{ROOT}/docs")):
                 problems.append(f"`{span}`: no such file in the repository")
         elif re.fullmatch(r"[\w/.-]+\.(pt|pth|png|jpg|html|csv|zip|txt)", span):
             continue  # a file that a run writes or downloads
@@ -132,14 +132,15 @@ def reference_problems(text, names, tests):
 
 
 def command_segments(text):
-    """(script or None, words) for each command line of the fenced blocks, split at && ; and |."""
+    """(script, words) for each command of the fenced blocks, split at && ; and |: script is the
+    X.py run by python (None for python -m or -c), or "other" for pytest, pip and the rest."""
     _, code = split_markdown(text)
     code = code.replace("\\\n", " ")  # a command continued on the next line
     for line in code.splitlines():
         for segment in re.split(r"&&|;|\s\|\s", line.split("#")[0]):
             words = segment.split()
             scripts = [w for w in words if w.endswith(".py")]
-            if words and words[0] in ("python", "python3") or "python" in words:
+            if {"python", "python3"} & set(words):
                 start = words.index(scripts[0]) + 1 if scripts else len(words)
                 yield (os.path.basename(scripts[0]) if scripts else None), words[start:]
             elif words:
