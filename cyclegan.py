@@ -43,6 +43,7 @@ class Generator(nn.Module):
             # c7s1-64: (N, 3, 256, 256) -> (N, 64, 256, 256)
             nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), norm(ngf), nn.ReLU(True),
             # d128, d256: 3x3 stride-2 convolutions -> (N, 256, 64, 64)
+            # Deviation: d128, d256, u128 and u64 pad with zeros, as the authors' code does.
             nn.Conv2d(ngf, 2 * ngf, 3, stride=2, padding=1), norm(2 * ngf), nn.ReLU(True),
             nn.Conv2d(2 * ngf, 4 * ngf, 3, stride=2, padding=1), norm(4 * ngf), nn.ReLU(True),
         ]

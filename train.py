@@ -48,8 +48,9 @@ def parse_args(argv=None):
     a("--max_iters", type=int, default=None, help="stop (and save) after this many iterations")
     a("--batch_size", type=int, default=1, help="batch size 1 (appendix 7.1)")
     a("--lr", type=float, default=2e-4, help="Adam learning rate (appendix 7.1)")
-    a("--beta1", type=float, default=0.5, help="Adam beta1 (appendix 7.1)")
+    a("--beta1", type=float, default=0.5, help="Adam beta1 (the authors' code; not in the paper)")
     a("--lambda_cyc", type=float, default=10.0, help="lambda in Eq. 3 (appendix 7.1)")
+    # Deviation: identity loss is on by default (authors' code); Sec. 5.2 adds it for painting->photo.
     a("--lambda_idt", type=float, default=0.5,
       help="identity loss weight as a fraction of lambda_cyc (Sec. 5.2, appendix 7.1); 0 turns it off")
     a("--lambda_gan", type=float, default=1.0, help="weight of both GAN terms; 0 is 'cycle alone' of "
