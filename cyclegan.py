@@ -10,7 +10,7 @@ from torch import nn
 
 
 def norm(channels):
-    """Instance normalization (Sec. 4): per image and channel, no learned scale or running statistics."""
+    """Instance normalization (Sec. 4): per image and channel; no learned scale, no running stats."""
     return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
 
 
@@ -30,7 +30,7 @@ class ResidualBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """The ResNet generator of appendix 7.2: c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-3.
+    """The ResNet generator of appendix 7.2: c7s1-64, d128, d256, R256 x n, u128, u64, c7s1-3.
 
     9 blocks for 256x256 training images, 6 for 128x128. Input and output are images in [-1, 1].
     The layers sit in one nn.Sequential called `model`, numbered as in the authors' released files,
@@ -47,7 +47,7 @@ class Generator(nn.Module):
             nn.Conv2d(ngf, 2 * ngf, 3, stride=2, padding=1), norm(2 * ngf), nn.ReLU(True),
             nn.Conv2d(2 * ngf, 4 * ngf, 3, stride=2, padding=1), norm(4 * ngf), nn.ReLU(True),
         ]
-        layers += [ResidualBlock(4 * ngf) for _ in range(n_blocks)]  # R256 x n_blocks, (N, 256, 64, 64)
+        layers += [ResidualBlock(4 * ngf) for _ in range(n_blocks)]  # R256 x n, (N, 256, 64, 64)
         layers += [
             # u128, u64: 3x3 convolutions with stride 1/2 -> (N, 64, 256, 256)
             nn.ConvTranspose2d(4 * ngf, 2 * ngf, 3, stride=2, padding=1, output_padding=1),
@@ -74,12 +74,12 @@ class Discriminator(nn.Module):
 
     def __init__(self, in_channels=3, ndf=64, n_layers=3):
         super().__init__()
-        # C64: no instance norm on the first layer (appendix 7.2). (N, 64, 128, 128) for 256x256 input
+        # C64: no instance norm on the first layer (appendix 7.2). (N, 64, 128, 128) at 256x256
         layers = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         channels = ndf
         for n in range(1, n_layers + 1):
             out = ndf * min(2 ** n, 8)  # C128, C256, C512: widths double, capped at 8 * ndf
-            # Deviation: C512 and the last conv use stride 1; with C512 at stride 2 a patch is 94x94.
+            # Deviation: C512 and the last conv use stride 1; at stride 2 a patch would be 94x94.
             stride = 2 if n < n_layers else 1
             layers += [nn.Conv2d(channels, out, 4, stride=stride, padding=1), norm(out),
                        nn.LeakyReLU(0.2, True)]

@@ -9,8 +9,8 @@ Every loss is a mean over all its values: the batch, and for D's outputs every p
 def lsgan_d_loss(d_real, d_fake):
     """The discriminator's least-squares loss (Sec. 4): (D(y) - 1)^2 + D(G(x))^2, halved.
 
-    Appendix 7.1: "we divide the objective by 2 while optimizing D, which slows down the rate at which D
-    learns, relative to the rate of G". d_real = D_Y(y), d_fake = D_Y(G(x)), maps of patch scores.
+    Appendix 7.1: "we divide the objective by 2 while optimizing D, which slows down the rate at
+    which D learns, relative to the rate of G". d_real = D_Y(y), d_fake = D_Y(G(x)), maps of patch scores.
     """
     real_term = ((d_real - 1) ** 2).mean()  # E_y[(D_Y(y) - 1)^2]: real patches should score 1
     fake_term = (d_fake ** 2).mean()  # E_x[D_Y(G(x))^2]: fake patches should score 0
@@ -31,7 +31,7 @@ def cycle_loss(real, rec):
 
 
 def identity_loss(real, idt):
-    """One direction of the identity loss (Sec. 5.2): E_y[|G(y) - y|_1], averaged like cycle_loss."""
+    """One direction of the identity loss (Sec. 5.2): E_y[|G(y) - y|_1], averaged as cycle_loss."""
     return (idt - real).abs().mean()
 
 

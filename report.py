@@ -67,8 +67,8 @@ def plot_losses(log_path, png_path, size=(900, 320)):
     left, right, top, bottom = 60, 20, 30, 30
     for p, names in enumerate(panels):
         y0 = p * H
-        series = {n: [(float(r["total_iter"]), float(r[n])) for r in rows if r.get(n) not in ("", None)]
-                  for n in names}
+        series = {n: [(float(r["total_iter"]), float(r[n])) for r in rows
+                      if r.get(n) not in ("", None)] for n in names}
         points = [pt for s in series.values() for pt in s]
         draw.rectangle([left, y0 + top, W - right, y0 + H - bottom], outline="black")
         if not points:
@@ -80,7 +80,8 @@ def plot_losses(log_path, png_path, size=(900, 320)):
             ty = y0 + H - bottom - (H - top - bottom) * k / 4
             draw.line([left - 4, ty, left, ty], fill="black")
             draw.text((4, ty - 6), f"{v:.3g}", fill="black")
-        draw.text((W - right - 120, y0 + H - bottom + 8), f"iteration (max {int(x_max)})", fill="black")
+        draw.text((W - right - 120, y0 + H - bottom + 8), f"iteration (max {int(x_max)})",
+                  fill="black")
         for i, (name, s) in enumerate(series.items()):
             colour = COLOURS[i % len(COLOURS)]
             xy = [(left + (W - left - right) * x / x_max,
@@ -105,7 +106,8 @@ def write_index(out_dir, title):
              "<p><a href='loss_log.csv'>loss_log.csv</a></p>"]
     for g in reversed(grids):
         name = html.escape(g)
-        parts.append(f"<h2>{name[:-4].replace('_', ' ')}</h2><img src='samples/{name}' alt='{name}'>")
+        parts.append(f"<h2>{name[:-4].replace('_', ' ')}</h2>"
+                     f"<img src='samples/{name}' alt='{name}'>")
     with open(os.path.join(out_dir, "index.html.tmp"), "w") as f:
         f.write("\n".join(parts) + "\n")
     os.replace(os.path.join(out_dir, "index.html.tmp"), os.path.join(out_dir, "index.html"))

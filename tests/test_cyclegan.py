@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from cyclegan import Discriminator, Generator, init_weights, load_official_generator, receptive_field
+from cyclegan import (Discriminator, Generator, init_weights, load_official_generator,
+                      receptive_field)
 
 
 def n_params(net):
@@ -15,7 +16,8 @@ def n_params(net):
 def test_generator_has_the_appendix_layers_9_blocks():
     # c7s1-64: 3*64*7*7 + 64 = 9,472        d128: 64*128*3*3 + 128 = 73,856
     # d256: 128*256*9 + 256 = 295,168       R256: 2 * (256*256*9 + 256) = 1,180,160, x9 = 10,621,440
-    # u128: 256*128*9 + 128 = 295,040       u64: 128*64*9 + 64 = 73,792     c7s1-3: 64*3*49 + 3 = 9,411
+    # u128: 256*128*9 + 128 = 295,040       u64: 128*64*9 + 64 = 73,792
+    # c7s1-3: 64*3*49 + 3 = 9,411
     # sum: 11,378,179 (no parameters in the norms: affine=False)
     assert n_params(Generator()) == 11_378_179
 
@@ -26,7 +28,8 @@ def test_generator_with_6_blocks_for_128px():
 
 
 def test_discriminator_has_the_appendix_layers():
-    # C64: 3*64*4*4 + 64 = 3,136     C128: 64*128*16 + 128 = 131,200    C256: 128*256*16 + 256 = 524,544
+    # C64: 3*64*4*4 + 64 = 3,136     C128: 64*128*16 + 128 = 131,200
+    # C256: 128*256*16 + 256 = 524,544
     # C512: 256*512*16 + 512 = 2,097,664    last conv: 512*16 + 1 = 8,193      sum: 2,764,737
     assert n_params(Discriminator()) == 2_764_737
 
@@ -106,7 +109,8 @@ def test_init_weights_draws_from_normal_0_002_and_zeroes_biases():
     G = init_weights(Generator(ngf=16, n_blocks=2))
     weights = torch.cat([m.weight.flatten() for m in G.modules()
                          if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))])
-    biases = torch.cat([m.bias for m in G.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))])
+    biases = torch.cat([m.bias for m in G.modules()
+                        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))])
     # ~170,000 draws: the sample std is within 1% of 0.02, the mean within 0.0002 of 0
     assert weights.std().item() == pytest.approx(0.02, rel=0.01)
     assert abs(weights.mean().item()) < 2e-4

@@ -1,5 +1,5 @@
 """Worked examples for train.py: the schedule of appendix 7.1, the two steps of the training loop,
-and whole runs of the command line on tiny generated images (checkpoints, resume, Ctrl-C, errors)."""
+and whole runs of the command line on tiny generated images: checkpoints, resume, Ctrl-C, errors."""
 import os
 import signal
 import subprocess
@@ -165,7 +165,8 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path, data_
     whole = weights(tmp_path / "run" / "latest.pt")
     os.rename(tmp_path / "run", tmp_path / "whole")
     run(tmp_path, *flags, "--max_iters", str(stop_after))
-    assert torch.load(tmp_path / "run" / "latest.pt", weights_only=True)["total_iters"] == stop_after
+    stopped = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
+    assert stopped["total_iters"] == stop_after
     run(tmp_path, "--resume")  # settings come back from the checkpoint
     resumed = weights(tmp_path / "run" / "latest.pt")
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
