@@ -10,7 +10,7 @@ from torch import nn
 
 
 def norm(channels):
-    """Instance normalization (Sec. 4): per image and channel; no learned scale, no running stats."""
+    """Instance normalization (Sec. 4): per image and channel; no learned scale, no running mean."""
     return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
 
 

@@ -10,7 +10,8 @@ def lsgan_d_loss(d_real, d_fake):
     """The discriminator's least-squares loss (Sec. 4): (D(y) - 1)^2 + D(G(x))^2, halved.
 
     Appendix 7.1: "we divide the objective by 2 while optimizing D, which slows down the rate at
-    which D learns, relative to the rate of G". d_real = D_Y(y), d_fake = D_Y(G(x)), maps of patch scores.
+    which D learns, relative to the rate of G". d_real = D_Y(y), d_fake = D_Y(G(x)): maps of
+    patch scores.
     """
     real_term = ((d_real - 1) ** 2).mean()  # E_y[(D_Y(y) - 1)^2]: real patches should score 1
     fake_term = (d_fake ** 2).mean()  # E_x[D_Y(G(x))^2]: fake patches should score 0
