@@ -1,0 +1,140 @@
+"""The fast training step computes the paper's step (issue 7): train.py batches G([x, y]),
+F([y, x]) and D([real, fake]) and uses fused Adam; bench.py's reference step makes the six
+generator calls and four discriminator calls one by one, in the authors' order. From the same
+weights and images both must land on the same weights. Tiny networks, so each test takes seconds.
+"""
+import argparse
+import copy
+import math
+
+import torch
+
+from bench import make_models, reference_discriminator_step, reference_generator_step
+from data import ImagePool
+from train import discriminator_step, generator_step
+
+CROP = 32
+
+
+def tiny_args(**changes):
+    """train.py's defaults for the losses, with networks small enough for a test."""
+    args = argparse.Namespace(ngf=4, ndf=4, n_blocks=1, batch_size=1, lambda_cyc=10.0,
+                              lambda_idt=0.5, lambda_gan=1.0, cycle="both", amp=False)
+    vars(args).update(changes)
+    return args
+
+
+def images(seed):
+    """real_x, real_y: one random image each in [-1, 1], the range of the data pipeline."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(1, 3, CROP, CROP, generator=g) * 2 - 1 for _ in "xy")
+
+
+def biases_cancelled_by_instance_norm(net):
+    """Names of the biases of convolutions that feed an instance norm.
+
+    The norm subtracts each channel's mean, so such a bias changes no output and its gradient is
+    zero, up to float rounding. Adam divides a gradient by its own size, so that rounding noise
+    moves the bias by about lr up or down at random: these weights are left out of the comparison
+    (the networks' outputs are compared instead).
+    """
+    names = set()
+    for prefix, module in net.named_modules():
+        if isinstance(module, torch.nn.Sequential):
+            for i, (layer, after) in enumerate(zip(module, list(module)[1:])):
+                if isinstance(after, torch.nn.InstanceNorm2d):
+                    names.add(f"{prefix}.{i}.bias")
+    return names
+
+
+def ours(nets, real_x, real_y, args):
+    G, F, D_X, D_Y, opt_G, opt_D = nets
+    fake_x, fake_y, parts = generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args)
+    parts.update(discriminator_step(D_X, D_Y, opt_D, ImagePool(0), ImagePool(0), real_x, real_y,
+                                    fake_x, fake_y, args.amp))
+    return parts
+
+
+def reference(nets, real_x, real_y, args):
+    G, F, D_X, D_Y, opt_G, opt_D = nets
+    fake_x, fake_y, parts = reference_generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args)
+    parts.update(reference_discriminator_step(D_X, D_Y, opt_D, ImagePool(0), ImagePool(0),
+                                              real_x, real_y, fake_x, fake_y))
+    return parts
+
+
+def test_fast_step_lands_on_the_same_weights_as_the_authors_order():
+    args = tiny_args()
+    fast = make_models(args, torch.device("cpu"))  # fused Adam, as train.main
+    plain = make_models(args, torch.device("cpu"), reference=True)  # plain Adam, same seed
+    for a, b in zip(fast[:4], plain[:4]):
+        torch.testing.assert_close(a.state_dict(), b.state_dict(), rtol=0, atol=0)
+    real_x, real_y = images(0)
+    for _ in range(2):  # two steps: the second one runs with Adam's moments from the first
+        fast_losses = ours(fast, real_x, real_y, args)
+        plain_losses = reference(plain, real_x, real_y, args)
+        assert fast_losses.keys() == plain_losses.keys()
+        for k in fast_losses:
+            torch.testing.assert_close(fast_losses[k], plain_losses[k], rtol=1e-5, atol=1e-6)
+    # Each weight moves by about lr = 2e-4 per step; a different function would move it by as
+    # much in the other direction, far outside these tolerances (float rounding only).
+    for name, a, b in zip(("G", "F", "D_X", "D_Y"), fast[:4], plain[:4]):
+        skip = biases_cancelled_by_instance_norm(a)
+        assert skip  # e.g. model.1.bias, the c7s1-64 convolution's
+        for (key, p), q in zip(a.named_parameters(), b.parameters()):
+            if key not in skip:
+                torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6,
+                                           msg=lambda m, k=f"{name} {key}": f"{k}: {m}")
+        torch.testing.assert_close(a(real_x), b(real_x), rtol=1e-4, atol=1e-5)  # same function
+
+
+def test_without_identity_loss_the_step_still_matches():
+    args = tiny_args(lambda_idt=0.0)  # G(y), F(x) are not computed at all
+    stepped = make_models(args, torch.device("cpu"))
+    by_hand = make_models(args, torch.device("cpu"))
+    real_x, real_y = images(1)
+    G, F, D_X, D_Y, opt_G, _ = stepped
+    generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args)
+    # the same step written out: four generator calls, no identity term (lambda_idt = 0)
+    G, F, D_X, D_Y, opt_G, _ = by_hand
+    D_X.requires_grad_(False)  # frozen in G's step, as in train.generator_step
+    D_Y.requires_grad_(False)
+    fake_y, fake_x = G(real_x), F(real_y)
+    loss = (((D_Y(fake_y) - 1) ** 2).mean() + ((D_X(fake_x) - 1) ** 2).mean()
+            + 10 * ((F(fake_y) - real_x).abs().mean() + (G(fake_x) - real_y).abs().mean()))
+    opt_G.zero_grad()
+    loss.backward()
+    opt_G.step()
+    for a, b in zip(stepped[:2], by_hand[:2]):
+        skip = biases_cancelled_by_instance_norm(a)
+        for (key, p), q in zip(a.named_parameters(), b.parameters()):
+            if key not in skip:
+                torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a(real_x), b(real_x), rtol=1e-4, atol=1e-5)
+
+
+def test_amp_on_cpu_stays_close_to_fp32():
+    fp32 = make_models(tiny_args(), torch.device("cpu"))
+    bf16 = copy.deepcopy(fp32)
+    real_x, real_y = images(2)
+    exact = ours(fp32, real_x, real_y, tiny_args())
+    mixed = ours(bf16, real_x, real_y, tiny_args(amp=True))  # bfloat16 autocast on the CPU
+    # bfloat16 keeps 8 bits of mantissa (~0.4% per rounding): the losses agree to a few percent
+    for k in exact:
+        assert math.isclose(mixed[k].item(), exact[k].item(), rel_tol=0.05, abs_tol=0.01), k
+    G = fp32[0]
+    with torch.autocast("cpu", torch.bfloat16):  # and G(x) in bfloat16 looks like G(x) in fp32
+        fake_y = G(real_x)
+    assert fake_y.dtype == torch.bfloat16
+    assert (fake_y.float() - G(real_x)).abs().max().item() < 0.05  # pixels in [-1, 1]
+
+
+def test_compile_runs_a_few_steps_with_finite_losses():
+    args = tiny_args()
+    nets = make_models(args, torch.device("cpu"))
+    for net in nets[:4]:
+        net.compile()  # as train.py --compile
+    real_x, real_y = images(3)
+    for _ in range(3):
+        losses = ours(nets, real_x, real_y, args)
+        assert all(math.isfinite(v.item()) for v in losses.values())
