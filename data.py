@@ -2,8 +2,8 @@
 
 The dataset folder holds domain X in `trainA`/`testA` and domain Y in `trainB`/`testB`, the layout
 of the authors' datasets. Each item pairs one image of X with a randomly drawn image of Y. Also
-here: the image transforms (Pillow and numpy), the history pool of 50 fakes (Sec. 4), and
-`python data.py download NAME`, which fetches one of the authors' datasets.
+here: the image transforms (Pillow and numpy), the history pool of 50 fakes (Sec. 4), the toy
+domains (shapes in two styles, drawn on first use), and `python data.py download NAME`.
 """
 import http.client
 import os
@@ -182,7 +182,7 @@ class ImagePool:
 # The toy domains: shapes in two styles, rendered here, so that a CPU learns something in minutes.
 TOY_STYLES = {  # the style of a domain: background, fill and stroke colours; the shapes are content
     "X": {"background": (25, 35, 95), "fill": (250, 205, 50), "stroke": None},  # yellow on navy
-    "Y": {"background": (235, 230, 210), "fill": (205, 45, 45), "stroke": (20, 20, 20)},  # red, black
+    "Y": {"background": (235, 230, 210), "fill": (205, 45, 45), "stroke": (20, 20, 20)},  # red
 }
 TOY_VERSION = 1  # bump when the drawing changes, so that cached copies are drawn again
 

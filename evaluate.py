@@ -1,10 +1,9 @@
 """How close G and F come to the right answer, on a dataset whose test images are paired.
 
-CycleGAN trains without pairs (arXiv:1703.10593v7, Sec. 3), but the toy domains of data.py draw
-each test content in both styles, so testB/k.png is what G(testA/k.png) should be, and testA/k.png
-what F(testB/k.png) should be. The error is the mean L1 distance in [-1, 1] pixel units, as in the
-cycle loss of Eq. 2, beside two baselines that learn nothing: the input itself (no translation), and
-the mean image of the target domain (one fixed answer for every input).
+CycleGAN trains without pairs (arXiv:1703.10593v7, Sec. 3), but the toy domains of data.py draw each
+test content in both styles: testB/k.png is what G(testA/k.png) should be, and the other way round.
+The error is the mean L1 distance in [-1, 1] pixel units, as in Eq. 2, beside two baselines that
+learn nothing: the input itself, and the mean image of the target domain, whatever the input.
 `python evaluate.py runs/toy/latest.pt` prints the figures for a checkpoint.
 """
 import argparse
