@@ -43,7 +43,7 @@ def load_rgb(path):
             a = np.asarray(img, dtype=np.float32) * 255.0
             img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
         if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-            img = img.convert("RGBA")  # transparent pixels become white, not whatever lies under them
+            img = img.convert("RGBA")  # transparent pixels become white, not what lies under them
             return Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
         return img.convert("RGB")
 
@@ -91,9 +91,9 @@ class UnpairedDataset(torch.utils.data.Dataset):
         self.paths = {}
         for letter in "AB":
             if not os.path.isdir(os.path.join(root, phase + letter)):
-                raise SystemExit(f"error: {os.path.join(root, phase + letter)} is missing: --dataroot "
-                                 f"must hold trainA/ (domain X) and trainB/ (domain Y), and testA/, "
-                                 f"testB/ for samples")
+                raise SystemExit(f"error: {os.path.join(root, phase + letter)} is missing: "
+                                 "--dataroot must hold trainA/ (domain X) and trainB/ (domain Y), "
+                                 "and testA/, testB/ for samples")
         for domain, letter in (("X", "A"), ("Y", "B")):
             folder = os.path.join(root, phase + letter)
             paths, bad = [], []
@@ -115,8 +115,9 @@ class UnpairedDataset(torch.utils.data.Dataset):
     def __len__(self):
         return max(len(self.paths["X"]), len(self.paths["Y"]))
 
-    def load(self, domain, i, rng):
-        """Image i of a domain, transformed; a file that fails to decode is reported and replaced."""
+    def load(self, domain, i, rng=None):
+        """Image i of a domain, transformed (randomly when training, given an rng); a file that
+        fails to decode is reported and replaced by the next one."""
         paths = self.paths[domain]
         for k in range(len(paths)):
             path = paths[(i + k) % len(paths)]
@@ -125,7 +126,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
                 print(f"warning: skipping {path}: cannot decode it ({e})", file=sys.stderr)
                 continue
-            if self.phase == "train":
+            if self.phase == "train" and rng is not None:
                 return train_transform(img, self.load_size, self.crop_size, rng)
             return test_transform(img, self.crop_size)
         raise RuntimeError(f"no image of {os.path.dirname(paths[0])} could be decoded")
@@ -326,7 +327,8 @@ if __name__ == "__main__":
     dl = sub.add_parser("download", help="fetch NAME.zip and unpack it into --to/NAME")
     dl.add_argument("name", choices=DATASETS)
     dl.add_argument("--to", default="datasets", help="folder to unpack into (default datasets/)")
-    dl.add_argument("--url", default=None, help=f"base URL of a mirror (or set CYCLEGAN_DATASETS_URL;"
+    dl.add_argument("--url", default=None,
+                    help=f"base URL of a mirror (or set CYCLEGAN_DATASETS_URL;"
                                                 f" default {DEFAULT_URL})")
     a = parser.parse_args()
     download(a.name, a.to, a.url)

@@ -44,25 +44,25 @@ def parse_args(argv=None):
     a("--seed", type=int, default=0, help="seeds the weights, the data order and the pool")
     a("--resume", action="store_true", help="continue from OUT/latest.pt")
     a("--n_epochs", type=int, default=100, help="epochs at the initial rate (appendix 7.1)")
-    a("--n_epochs_decay", type=int, default=100, help="epochs of linear decay to zero (appendix 7.1)")
+    a("--n_epochs_decay", type=int, default=100, help="epochs of linear decay to 0 (appendix 7.1)")
     a("--max_iters", type=int, default=None, help="stop (and save) after this many iterations")
     a("--batch_size", type=int, default=1, help="batch size 1 (appendix 7.1)")
     a("--lr", type=float, default=2e-4, help="Adam learning rate (appendix 7.1)")
     a("--beta1", type=float, default=0.5, help="Adam beta1 (the authors' code; not in the paper)")
     a("--lambda_cyc", type=float, default=10.0, help="lambda in Eq. 3 (appendix 7.1)")
-    # Deviation: identity loss is on by default (authors' code); Sec. 5.2 adds it for painting->photo.
+    # Deviation: identity loss on by default (authors' code); Sec. 5.2 uses it for painting->photo.
     a("--lambda_idt", type=float, default=0.5,
-      help="identity loss weight as a fraction of lambda_cyc (Sec. 5.2, appendix 7.1); 0 turns it off")
-    a("--lambda_gan", type=float, default=1.0, help="weight of both GAN terms; 0 is 'cycle alone' of "
-                                                   "Table 4")
+      help="identity loss weight, a fraction of lambda_cyc (Sec. 5.2, appendix 7.1); 0: off")
+    a("--lambda_gan", type=float, default=1.0,
+      help="weight of both GAN terms; 0 is 'cycle alone' of Table 4")
     a("--cycle", choices=["both", "forward", "backward"], default="both",
       help="which cycle terms of Eq. 2 to use (Table 4 ablation)")
     a("--pool_size", type=int, default=50, help="history of fakes for D (Sec. 4); 0: no pool")
     a("--load_size", type=int, default=286, help="images are resized to this square first")
-    a("--crop_size", type=int, default=256, help="then randomly cropped to this (the training size)")
+    a("--crop_size", type=int, default=256, help="then cropped at random to this size")
     a("--n_blocks", type=int, default=9, help="residual blocks: 9 for 256px, 6 for 128px (Sec. 4)")
     a("--ngf", type=int, default=64, help="filters in the generator's first layer (appendix 7.2)")
-    a("--ndf", type=int, default=64, help="filters in the discriminator's first layer (appendix 7.2)")
+    a("--ndf", type=int, default=64, help="filters in D's first layer (appendix 7.2)")
     a("--num_workers", type=int, default=min(4, os.cpu_count() or 1), help="data loading processes")
     a("--amp", action="store_true", help="opt-in: mixed precision, forward passes in bfloat16 "
       "(float16 with a gradient scaler on GPUs without bfloat16); faster on GPUs, not exact")
@@ -70,7 +70,7 @@ def parse_args(argv=None):
       "(same function, fused kernels; slow first iterations while it compiles)")
     a("--print_every", type=int, default=100, help="iterations between log lines")
     a("--save_every", type=int, default=1000, help="iterations between saves of latest.pt")
-    a("--save_epoch_freq", type=int, default=10, help="keep a copy of the checkpoint every N epochs")
+    a("--save_epoch_freq", type=int, default=10, help="keep a checkpoint copy every N epochs")
     a("--n_samples", type=int, default=3, help="test images per domain in each sample grid")
     args = p.parse_args(argv)
     for flag in ("n_epochs", "n_epochs_decay", "batch_size", "crop_size", "n_blocks", "ngf", "ndf",
@@ -289,13 +289,11 @@ def main(argv=None):
         net.compile()  # in place: state_dict keys (checkpoints) stay the same
     pool_x, pool_y = ImagePool(args.pool_size, args.seed), ImagePool(args.pool_size, args.seed + 1)
     dataset = UnpairedDataset(root, "train", args.load_size, args.crop_size, args.seed)
+    # The sample grids show the same few images each epoch: the test split's, else training images.
     test_root = all(os.path.isdir(os.path.join(root, t)) for t in ("testA", "testB"))
-    samples = UnpairedDataset(root, "test" if test_root else "train", args.crop_size,
-                              args.crop_size, args.seed)
-    sample_x = torch.stack([samples.load("X", i, None) if test_root else samples[i][0]
-                            for i in range(args.n_samples)]).to(device)
-    sample_y = torch.stack([samples.load("Y", i, None) if test_root else samples[i][1]
-                            for i in range(args.n_samples)]).to(device)
+    samples = UnpairedDataset(root, "test" if test_root else "train", args.crop_size, args.crop_size)
+    sample_x = torch.stack([samples.load("X", i) for i in range(args.n_samples)]).to(device)
+    sample_y = torch.stack([samples.load("Y", i) for i in range(args.n_samples)]).to(device)
     pairs = load_pairs(root, args.crop_size, device) if is_toy(root) else None  # ground truth
 
     epochs_done, iters_done, total_iters = 0, 0, 0
@@ -362,14 +360,15 @@ def main(argv=None):
             if iters_done % args.print_every == 0 or iters_done == per_epoch:
                 s_per_it = (time.time() - window_start) / window_iters
                 mean = {k: v / window_iters for k, v in sums.items()}
-                print(f"epoch {epoch}/{n_total} iter {iters_done}/{per_epoch} | GAN(G) "
-                      f"{mean['GAN(G)']:.3f} GAN(F) {mean['GAN(F)']:.3f} cyc_x {mean['cyc_x']:.3f} "
-                      f"cyc_y {mean['cyc_y']:.3f} idt {mean.get('idt', 0):.3f} | D_X {mean['D_X']:.3f} "
-                      f"D_Y {mean['D_Y']:.3f} | {s_per_it:.2f} s/it | ETA "
-                      f"{format_time(s_per_it * (run_iters - total_iters))}", flush=True)
-                report.append_log(log_path, {"epoch": epoch, "iter": iters_done, "idt": "",
-                                             "total_iter": total_iters, "s_per_it": f"{s_per_it:.4f}",
-                                             "lr": f"{lr:.3g}", **{k: f"{v:.5f}" for k, v in mean.items()}})
+                terms = [f"{k} {v:.3f}" for k, v in mean.items()]  # G and F's terms, then D_X, D_Y
+                G_terms, D_terms = " ".join(terms[:-2]), " ".join(terms[-2:])
+                eta = format_time(s_per_it * (run_iters - total_iters))
+                print(f"epoch {epoch}/{n_total} iter {iters_done}/{per_epoch} | {G_terms} | "
+                      f"{D_terms} | {s_per_it:.2f} s/it | ETA {eta}", flush=True)
+                report.append_log(log_path, {
+                    "epoch": epoch, "iter": iters_done, "total_iter": total_iters, "idt": "",
+                    "s_per_it": f"{s_per_it:.4f}", "lr": f"{lr:.3g}",
+                    **{k: f"{v:.5f}" for k, v in mean.items()}})
                 sums, window_start, window_iters = {}, time.time(), 0
             if total_iters % args.save_every == 0:
                 checkpoint(latest)
