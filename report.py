@@ -34,6 +34,14 @@ def save_samples(G, F, sample_x, sample_y, path):
     grid.save(path)
 
 
+def format_time(seconds):
+    """A duration for the log line's ETA: 1d 02:03:04."""
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    d, h = divmod(h, 24)
+    return (f"{d}d " if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
+
+
 def append_log(path, row, keep_until=None):
     """Append one row to the CSV loss log. keep_until: on resume, drop rows from after the
     checkpoint (written before a crash), so each iteration appears once."""

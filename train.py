@@ -211,13 +211,6 @@ def load_checkpoint(path, device):
         raise SystemExit(f"error: cannot read checkpoint {path}: {str(e).splitlines()[0]}")
 
 
-def format_time(seconds):
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    d, h = divmod(h, 24)
-    return (f"{d}d " if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
-
-
 class StopFlag:
     """Ctrl-C (or SIGTERM) asks the loop to finish its step and save; a second Ctrl-C quits."""
 
@@ -362,7 +355,7 @@ def main(argv=None):
                 mean = {k: v / window_iters for k, v in sums.items()}
                 terms = [f"{k} {v:.3f}" for k, v in mean.items()]  # G and F's terms, then D_X, D_Y
                 G_terms, D_terms = " ".join(terms[:-2]), " ".join(terms[-2:])
-                eta = format_time(s_per_it * (run_iters - total_iters))
+                eta = report.format_time(s_per_it * (run_iters - total_iters))
                 print(f"epoch {epoch}/{n_total} iter {iters_done}/{per_epoch} | {G_terms} | "
                       f"{D_terms} | {s_per_it:.2f} s/it | ETA {eta}", flush=True)
                 report.append_log(log_path, {
@@ -391,8 +384,9 @@ def main(argv=None):
     stop.restore()
     checkpoint(latest)
     done = "finished" if epochs_done >= n_total else "stopped"
+    page = os.path.join(out, "index.html")  # written at the end of each epoch
     print(f"{done} after {total_iters - start_iters} iterations this run ({epochs_done} epochs "
-          f"done); checkpoint {latest}, samples {out}/index.html")
+          f"done); checkpoint {latest}" + (f", samples {page}" if os.path.exists(page) else ""))
     if pairs is not None:
         print(f"{len(pairs[0])} test pairs | {format_errors(ground_truth_errors(G, F, *pairs))}")
     return 0 if not stop.stop else 130
