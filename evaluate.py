@@ -62,7 +62,10 @@ def main(argv=None):
     p.add_argument("--dataroot", default=None, help="default: the checkpoint's own --dataroot")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
-    ckpt = torch.load(a.checkpoint, map_location=a.device, weights_only=True)
+    try:  # weights_only: a checkpoint file must never run code
+        ckpt = torch.load(a.checkpoint, map_location=a.device, weights_only=True)
+    except Exception as e:  # missing, truncated, not a checkpoint, pickled code
+        raise SystemExit(f"error: cannot read checkpoint {a.checkpoint}: {str(e).splitlines()[0]}")
     args = ckpt["args"]
     G = Generator(ngf=args["ngf"], n_blocks=args["n_blocks"]).to(a.device)  # X -> Y
     F = Generator(ngf=args["ngf"], n_blocks=args["n_blocks"]).to(a.device)  # Y -> X

@@ -97,3 +97,9 @@ def test_a_few_iterations_on_the_toy_train_and_evaluate(tmp_path, capsys):
 
 def test_the_toy_is_the_default_dataset():
     assert train.parse_args([]).dataroot == "toy"
+
+
+def test_evaluate_names_an_unreadable_checkpoint(tmp_path):
+    (tmp_path / "latest.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="cannot read checkpoint .*latest.pt"):
+        evaluate.main([str(tmp_path / "latest.pt")])
