@@ -190,6 +190,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     device = pick_device(args)
+    torch.backends.cudnn.benchmark = True  # as train.py: same sizes every step
     mode = "reference (authors' order)" if args.reference else "train.py step"
     print(f"{mode}: crop {args.crop_size}, {args.n_blocks} blocks, batch {args.batch_size}, "
           f"{'amp ' + str(amp_dtype(device)) if args.amp else 'fp32'}"

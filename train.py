@@ -114,11 +114,10 @@ def pick_device(args):
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise SystemExit(f"error: --{'device ' + name if args.device else 'cuda'}: no GPU is "
-                             "visible to PyTorch; drop the flag to train on the CPU, or install a "
+                             "visible to PyTorch; drop the flag to run on the CPU, or install a "
                              "CUDA build of torch")
         if (device.index or 0) >= torch.cuda.device_count():
             raise SystemExit(f"error: --device {name}: only {torch.cuda.device_count()} GPU(s)")
-        torch.backends.cudnn.benchmark = True  # same sizes every step: let cuDNN pick kernels once
     return device
 
 
@@ -239,6 +238,7 @@ class StopFlag:
 def main(argv=None):
     args = parse_args(argv)
     device = pick_device(args)
+    torch.backends.cudnn.benchmark = True  # same sizes every step: let cuDNN pick kernels once
     root = resolve_dataroot(args.dataroot)
     if is_toy(root):
         toy = {k: v for k, v in TOY_DEFAULTS.items() if k not in args.explicit}

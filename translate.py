@@ -19,6 +19,7 @@ from PIL import Image
 
 from cyclegan import load_official_generator
 from data import IMAGE_EXTENSIONS, find_images, load_rgb, to_image, to_tensor
+from train import pick_device
 
 
 def first_line(e):
@@ -57,18 +58,6 @@ def parse_args(argv=None):
     if min(args.size or 1, args.batch_size, args.max_megapixels) <= 0:
         p.error("--size, --batch_size and --max_megapixels must be positive")
     return args
-
-
-def pick_device(args):
-    """The device from --cuda / --device, or a clear error if it is not there."""
-    name = args.device or ("cuda" if args.cuda else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SystemExit(f"error: --device {name}: not a device name (try cpu, cuda, cuda:1)")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise SystemExit(f"error: {name}: no such GPU is visible to PyTorch; drop --cuda/--device")
-    return device
 
 
 def load_generator(path, direction):
