@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from cyclegan import (Discriminator, Generator, init_weights, load_official_generator,
-                      receptive_field)
+from cyclegan import (Discriminator, Generator, InstanceNorm, init_weights,
+                      load_official_generator, receptive_field)
 
 
 def n_params(net):
@@ -37,12 +37,39 @@ def test_discriminator_has_the_appendix_layers():
 def test_generator_uses_reflection_padding_and_instance_norm_without_affine():
     G = Generator(ngf=4, n_blocks=2)
     pads = [m for m in G.modules() if isinstance(m, nn.ReflectionPad2d)]
-    norms = [m for m in G.modules() if isinstance(m, nn.InstanceNorm2d)]
+    norms = [m for m in G.modules() if isinstance(m, InstanceNorm)]
     assert len(pads) == 2 + 2 * 2  # the two 7x7 convs, and two in each residual block
     assert not any(isinstance(m, nn.ZeroPad2d) for m in G.modules())
     # c7s1-64, d128, d256, 2 per block, u128, u64: 3 + 4 + 2 = 9 norms, none learned or tracked
-    assert len(norms) == 9 and all(not n.affine and not n.track_running_stats for n in norms)
+    assert len(norms) == 9
+    assert all(not list(n.parameters()) and not list(n.buffers()) for n in norms)
     assert isinstance(G.model[-1], nn.Tanh)  # outputs in [-1, 1], like the inputs
+
+
+def test_instance_norm_uses_each_images_own_statistics():
+    # Two images of one channel, 2x2 pixels each.
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 6.0]]], [[[0.0, 0.0], [0.0, 4.0]]]])
+    # image 1: mean (1 + 2 + 3 + 6) / 4 = 3, variance (4 + 1 + 0 + 9) / 4 = 3.5
+    # image 2: mean 4 / 4 = 1, variance (1 + 1 + 1 + 9) / 4 = 3
+    # (statistics over the whole batch, as batch norm takes them, would give mean 2 for both)
+    expected = torch.tensor([[[[-2.0, -1.0], [0.0, 3.0]]], [[[-1.0, -1.0], [-1.0, 3.0]]]])
+    expected /= torch.tensor([3.5, 3.0]).add(1e-5).sqrt().view(2, 1, 1, 1)  # eps = 1e-5
+    torch.testing.assert_close(InstanceNorm()(x), expected)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_instance_norm_is_torchs_instance_norm_in_either_layout(layout):
+    # The same values and gradients as nn.InstanceNorm2d(affine=False), for one image or three.
+    for n in (1, 3):
+        x = (torch.randn(n, 5, 6, 7) * 3 + 1).contiguous(memory_format=layout)
+        ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out = InstanceNorm()(ours)
+        assert out.is_contiguous(memory_format=layout)  # no copy into another layout
+        weights = torch.randn(n, 5, 6, 7)  # a loss that weighs every output differently
+        (out * weights).sum().backward()
+        (nn.InstanceNorm2d(5)(theirs) * weights).sum().backward()
+        torch.testing.assert_close(out, nn.InstanceNorm2d(5)(x))
+        torch.testing.assert_close(ours.grad, theirs.grad)
 
 
 @pytest.mark.parametrize("size,n_blocks", [(256, 9), (128, 6)])
@@ -94,7 +121,7 @@ def test_gradient_probe_confirms_70x70_patch():
     # Instance norm mixes every pixel into every output, so probe a copy without the norms.
     D = copy.deepcopy(Discriminator(ndf=4))
     for i, m in enumerate(D.model):
-        if isinstance(m, nn.InstanceNorm2d):
+        if isinstance(m, InstanceNorm):
             D.model[i] = nn.Identity()
     x = torch.randn(1, 3, 160, 160, requires_grad=True)
     out = D(x)  # 160 -> 80 -> 40 -> 20 -> 19 -> 18
