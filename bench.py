@@ -2,8 +2,9 @@
 second, peak memory, the split between data loading, generator step and discriminator step, the
 data pipeline's own speed, and the FLOPs of one iteration next to the machine's matmul rate.
 
-    python bench.py --crop_size 128 --n_blocks 9 --iters 6              # train.py's step
-    python bench.py --crop_size 128 --n_blocks 9 --iters 6 --reference  # the authors' order
+    python bench.py --crop_size 128 --n_blocks 9 --iters 6               # train.py's step
+    python bench.py --crop_size 128 --n_blocks 9 --iters 6 --reference   # as the authors compute
+    python bench.py --crop_size 128 --n_blocks 9 --iters 6 --authors ../pytorch-CycleGAN-and-pix2pix
 The last line is machine-readable: median_s_per_iter=X.
 """
 import argparse
@@ -11,6 +12,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
 
@@ -18,10 +20,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cyclegan import Discriminator, Generator, init_weights
+from torch import nn
+
+from cyclegan import InstanceNorm
 from data import ImagePool, UnpairedDataset
 from losses import generator_objective, lsgan_d_loss
-from train import amp_dtype, discriminator_step, generator_step, pick_device
+from train import amp_dtype, discriminator_step, generator_step, make_networks, pick_device
 
 
 def reference_generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args):
@@ -59,16 +63,58 @@ def reference_discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y, real_x, real_y
 
 
 def make_models(args, device, reference=False):
-    """G, F, D_X, D_Y and their two Adams as train.main builds them; plain Adam for --reference."""
+    """G, F, D_X, D_Y and their two Adams as train.py builds them, from seed 0.
+
+    reference=True builds them the way the authors' code does: nn.InstanceNorm2d in PyTorch's
+    default memory layout, and plain (not fused) Adam. The same function, computed more slowly.
+    """
     torch.manual_seed(0)
-    G, F = (init_weights(Generator(ngf=args.ngf, n_blocks=args.n_blocks)).to(device)
-            for _ in "GF")
-    D_X, D_Y = (init_weights(Discriminator(ndf=args.ndf)).to(device) for _ in "XY")
-    fused = not reference and device.type in ("cpu", "cuda")
-    opt_G = torch.optim.Adam([*G.parameters(), *F.parameters()], 2e-4, (0.5, 0.999), fused=fused)
-    opt_D = torch.optim.Adam([*D_X.parameters(), *D_Y.parameters()], 2e-4, (0.5, 0.999),
-                             fused=fused)
+    G, F, D_X, D_Y, opt_G, opt_D = make_networks(args, device)
+    if reference:
+        for net in (G, F, D_X, D_Y):
+            net.to(memory_format=torch.contiguous_format)
+            for block in net.modules():
+                for i, layer in enumerate(list(block.children())):
+                    if isinstance(layer, InstanceNorm):  # always right after its convolution
+                        block[i] = nn.InstanceNorm2d(block[i - 1].out_channels)
+        opt_G = torch.optim.Adam([*G.parameters(), *F.parameters()], 2e-4, (0.5, 0.999))
+        opt_D = torch.optim.Adam([*D_X.parameters(), *D_Y.parameters()], 2e-4, (0.5, 0.999))
     return G, F, D_X, D_Y, opt_G, opt_D
+
+
+def authors_model(path, args, device, checkpoints_dir):
+    """The CycleGANModel of the authors' code, from a checkout of their repository at `path`
+    (github.com/junyanz/pytorch-CycleGAN-and-pix2pix), with the options of their cycle_gan
+    training defaults. Only its models/ and util/ folders are imported (no torchvision needed).
+    """
+    if args.n_blocks not in (6, 9):
+        raise SystemExit(f"error: --authors: their code has 6 or 9 blocks, not --n_blocks "
+                         f"{args.n_blocks}")
+    sys.path.insert(0, os.path.abspath(path))
+    try:
+        from models.cycle_gan_model import CycleGANModel
+    except ImportError as e:
+        raise SystemExit(f"error: --authors {path}: cannot import models/cycle_gan_model.py ({e});"
+                         " give the folder of a checkout of junyanz/pytorch-CycleGAN-and-pix2pix")
+    opt = argparse.Namespace(
+        isTrain=True, model="cycle_gan", name="bench", checkpoints_dir=checkpoints_dir,
+        gpu_ids=[device.index or 0] if device.type == "cuda" else [], input_nc=3, output_nc=3,
+        ngf=args.ngf, ndf=args.ndf, netG=f"resnet_{args.n_blocks}blocks", netD="basic",
+        n_layers_D=3, norm="instance", init_type="normal", init_gain=0.02, no_dropout=True,
+        gan_mode="lsgan", pool_size=50, lr=2e-4, beta1=0.5, lambda_A=10.0, lambda_B=10.0,
+        lambda_identity=0.5, direction="AtoB", batch_size=args.batch_size,
+        load_size=args.load_size, crop_size=args.crop_size, preprocess="resize_and_crop",
+        lr_policy="linear", epoch_count=1, n_epochs=100, n_epochs_decay=100, niter=100,
+        niter_decay=100, lr_decay_iters=50, continue_train=False, epoch="latest", load_iter=0,
+        verbose=False)  # niter, niter_decay: the names of n_epochs, n_epochs_decay before 2020
+    torch.manual_seed(0)
+    try:
+        model = CycleGANModel(opt)
+        model.setup(opt)
+    except Exception as e:
+        raise SystemExit(f"error: --authors {path}: their CycleGANModel did not build with "
+                         f"their default options ({type(e).__name__}: {e})")
+    return model
 
 
 def count_flops(args, device):
@@ -162,8 +208,10 @@ def device_name(device):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     a = p.add_argument
-    a("--reference", action="store_true",
-      help="time a plain step in the authors' order (six generator calls, separate D calls)")
+    a("--reference", action="store_true", help="time a plain step as the authors' code computes "
+      "it: six generator calls, separate D calls, nn.InstanceNorm2d, default layout, plain Adam")
+    a("--authors", metavar="PATH", default=None, help="time the authors' own training step, from "
+      "a checkout of github.com/junyanz/pytorch-CycleGAN-and-pix2pix at PATH")
     a("--crop_size", type=int, default=128)
     a("--load_size", type=int, default=None, help="default: crop_size * 286 / 256")
     a("--n_blocks", type=int, default=9)
@@ -180,10 +228,14 @@ def parse_args(argv=None):
     a("--num_workers", type=int, default=min(4, os.cpu_count() or 1))
     a("--pipeline_items", type=int, default=40, help="items per data pipeline measurement; 0: skip")
     args = p.parse_args(argv)
-    if args.reference and (args.amp or args.compile):
-        p.error("--reference is the plain fp32 step; --amp and --compile apply to train.py's")
+    if (args.reference or args.authors) and (args.amp or args.compile):
+        p.error("--reference and --authors time plain fp32 steps; --amp and --compile apply to "
+                "train.py's")
+    if args.reference and args.authors:
+        p.error("--reference and --authors are two different steps: time one at a time")
     args.load_size = args.load_size or args.crop_size * 286 // 256
     args.lambda_cyc, args.lambda_idt, args.lambda_gan, args.cycle = 10.0, 0.5, 1.0, "both"
+    args.lr, args.beta1 = 2e-4, 0.5  # train.py's defaults
     return args
 
 
@@ -191,7 +243,8 @@ def main(argv=None):
     args = parse_args(argv)
     device = pick_device(args)
     torch.backends.cudnn.benchmark = True  # as train.py: same sizes every step
-    mode = "reference (authors' order)" if args.reference else "train.py step"
+    mode = ("reference (the authors' computation)" if args.reference else
+            f"the authors' code in {args.authors}" if args.authors else "train.py step")
     print(f"{mode}: crop {args.crop_size}, {args.n_blocks} blocks, batch {args.batch_size}, "
           f"{'amp ' + str(amp_dtype(device)) if args.amp else 'fp32'}"
           f"{', compile' if args.compile else ''} on {device_name(device)}, "
@@ -200,12 +253,43 @@ def main(argv=None):
     root = args.dataroot or random_dataset(tmp.name)
     dataset = UnpairedDataset(root, "train", args.load_size, args.crop_size)
 
-    G, F, D_X, D_Y, opt_G, opt_D = make_models(args, device, args.reference)
-    for net in (G, F, D_X, D_Y) if args.compile else ():
-        net.compile()
+    pool_x, pool_y = ImagePool(50, 0), ImagePool(50, 1)
     scaler = (torch.amp.GradScaler(device.type)
               if args.amp and amp_dtype(device) == torch.float16 else None)
-    pool_x, pool_y = ImagePool(50, 0), ImagePool(50, 1)
+    if args.authors:  # their step is one call: its time is all counted as G's step
+        model = authors_model(args.authors, args, device, tmp.name)
+
+        def g_step(real_x, real_y):
+            model.set_input({"A": real_x, "B": real_y, "A_paths": [""], "B_paths": [""]})
+            model.optimize_parameters()
+            return model.get_current_losses()
+
+        def d_step(losses):
+            return list(losses.values())
+    else:
+        G, F, D_X, D_Y, opt_G, opt_D = make_models(args, device, args.reference)
+        for net in (G, F, D_X, D_Y) if args.compile else ():
+            net.compile()
+
+        def g_step(real_x, real_y):
+            if args.reference:
+                return reference_generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args), (
+                    real_x, real_y)
+            return generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args, scaler), (
+                real_x, real_y)
+
+        def d_step(state):
+            (fake_x, fake_y, parts), (real_x, real_y) = state
+            if args.reference:
+                parts.update(reference_discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y,
+                                                          real_x, real_y, fake_x, fake_y))
+            else:
+                parts.update(discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y, real_x, real_y,
+                                                fake_x, fake_y, args.amp, scaler))
+            return torch.stack([v.float() for v in parts.values()]).tolist()  # as train.py's log
+
+    # train.py's layout, channels-last; the reference and the authors' code use the default
+    layout = torch.contiguous_format if args.reference or args.authors else torch.channels_last
     n_iters = args.warmup + args.iters
     order = [i % len(dataset) for i in range(n_iters * args.batch_size)]
     loader = torch.utils.data.DataLoader(dataset, args.batch_size, sampler=order,
@@ -218,25 +302,14 @@ def main(argv=None):
     for i in range(n_iters):
         t0 = time.perf_counter()
         real_x, real_y = next(batches)
-        real_x = real_x.to(device, non_blocking=True)
-        real_y = real_y.to(device, non_blocking=True)
+        real_x = real_x.to(device, non_blocking=True, memory_format=layout)
+        real_y = real_y.to(device, non_blocking=True, memory_format=layout)
         sync(device)
         t1 = time.perf_counter()
-        if args.reference:
-            fake_x, fake_y, parts = reference_generator_step(G, F, D_X, D_Y, opt_G, real_x,
-                                                             real_y, args)
-        else:
-            fake_x, fake_y, parts = generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args,
-                                                   scaler)
+        state = g_step(real_x, real_y)
         sync(device)
         t2 = time.perf_counter()
-        if args.reference:
-            parts.update(reference_discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y, real_x,
-                                                      real_y, fake_x, fake_y))
-        else:
-            parts.update(discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y, real_x, real_y,
-                                            fake_x, fake_y, args.amp, scaler))
-        losses = torch.stack([v.float() for v in parts.values()]).tolist()  # as train.py's log
+        losses = d_step(state)
         t3 = time.perf_counter()
         times.append((t1 - t0, t2 - t1, t3 - t2))
         print(f"iter {i + 1}/{n_iters}{' (warm-up)' if i < args.warmup else ''}: "
@@ -255,7 +328,9 @@ def main(argv=None):
     rate = matmul_rate(device, amp_dtype(device) if args.amp else torch.float32)
     print(f"median {per_iter:.3f} s/iter (min {min(sum(t) for t in timed):.3f}, "
           f"{len(timed)} timed), {2 * args.batch_size / per_iter:.2f} images/s (x and y)")
-    print(f"split (medians): data {data_s:.3f} s, G step {g_s:.3f} s, D step {d_s:.3f} s")
+    print(f"split (medians): data {data_s:.3f} s, G step {g_s:.3f} s, D step {d_s:.3f} s"
+          + (" (the authors' step is one call: G's and D's steps both count as G's)"
+             if args.authors else ""))
     print(f"peak memory: {memory}")
     print(f"FLOPs per iteration: {flops / 1e9:.1f} GFLOP (convolutions); achieved "
           f"{flops / per_iter / 1e9:.0f} GFLOP/s; matmul 2048^3 "

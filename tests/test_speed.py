@@ -1,25 +1,32 @@
 """The fast training step computes the paper's step (issue 7): train.py batches G([x, y]),
-F([y, x]) and D([real, fake]) and uses fused Adam; bench.py's reference step makes the six
-generator calls and four discriminator calls one by one, in the authors' order. From the same
-weights and images both must land on the same weights. Tiny networks, so each test takes seconds.
+F([y, x]) and D([real, fake]), stores the networks channels-last, normalizes with InstanceNorm and
+uses fused Adam; bench.py's reference step computes as the authors' code does: six generator calls
+and four discriminator calls one by one, nn.InstanceNorm2d, the default layout, plain Adam. From
+the same weights and images both must land on the same weights. Tiny networks: seconds per test.
 """
 import argparse
 import copy
 import math
+import os
+import subprocess
+import sys
 
 import torch
 
+from cyclegan import InstanceNorm
 from bench import make_models, reference_discriminator_step, reference_generator_step
 from data import ImagePool
 from train import discriminator_step, generator_step
 
 CROP = 32
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_args(**changes):
     """train.py's defaults for the losses, with networks small enough for a test."""
     args = argparse.Namespace(ngf=4, ndf=4, n_blocks=1, batch_size=1, lambda_cyc=10.0,
-                              lambda_idt=0.5, lambda_gan=1.0, cycle="both", amp=False)
+                              lambda_idt=0.5, lambda_gan=1.0, cycle="both", amp=False,
+                              lr=2e-4, beta1=0.5)
     vars(args).update(changes)
     return args
 
@@ -42,7 +49,7 @@ def biases_cancelled_by_instance_norm(net):
     for prefix, module in net.named_modules():
         if isinstance(module, torch.nn.Sequential):
             for i, (layer, after) in enumerate(zip(module, list(module)[1:])):
-                if isinstance(after, torch.nn.InstanceNorm2d):
+                if isinstance(after, (InstanceNorm, torch.nn.InstanceNorm2d)):
                     names.add(f"{prefix}.{i}.bias")
     return names
 
@@ -63,15 +70,30 @@ def reference(nets, real_x, real_y, args):
     return parts
 
 
+def test_reference_networks_are_built_as_the_authors_code_builds_them():
+    fast = make_models(tiny_args(), torch.device("cpu"))
+    plain = make_models(tiny_args(), torch.device("cpu"), reference=True)
+    for a, b in zip(fast[:4], plain[:4]):
+        assert sum(isinstance(m, InstanceNorm) for m in a.modules()) == sum(
+            isinstance(m, torch.nn.InstanceNorm2d) for m in b.modules()) > 0
+        assert not any(isinstance(m, InstanceNorm) for m in b.modules())
+        for p, q in zip(a.parameters(), b.parameters()):
+            if p.dim() == 4:  # convolution weights: train.py's channels-last, the default there
+                assert p.is_contiguous(memory_format=torch.channels_last) and q.is_contiguous()
+                assert not q.is_contiguous(memory_format=torch.channels_last)
+    assert fast[4].defaults["fused"] and not plain[4].defaults["fused"]
+
+
 def test_fast_step_lands_on_the_same_weights_as_the_authors_order():
     args = tiny_args()
-    fast = make_models(args, torch.device("cpu"))  # fused Adam, as train.main
-    plain = make_models(args, torch.device("cpu"), reference=True)  # plain Adam, same seed
+    fast = make_models(args, torch.device("cpu"))  # as train.main: channels-last, fused Adam
+    plain = make_models(args, torch.device("cpu"), reference=True)  # as the authors, same seed
     for a, b in zip(fast[:4], plain[:4]):
         torch.testing.assert_close(a.state_dict(), b.state_dict(), rtol=0, atol=0)
     real_x, real_y = images(0)
+    cl_x, cl_y = (t.contiguous(memory_format=torch.channels_last) for t in (real_x, real_y))
     for _ in range(2):  # two steps: the second one runs with Adam's moments from the first
-        fast_losses = ours(fast, real_x, real_y, args)
+        fast_losses = ours(fast, cl_x, cl_y, args)  # train.py's layout
         plain_losses = reference(plain, real_x, real_y, args)
         assert fast_losses.keys() == plain_losses.keys()
         for k in fast_losses:
@@ -138,3 +160,53 @@ def test_compile_runs_a_few_steps_with_finite_losses():
     for _ in range(3):
         losses = ours(nets, real_x, real_y, args)
         assert all(math.isfinite(v.item()) for v in losses.values())
+
+
+FAKE_AUTHORS_MODEL = '''
+import torch
+
+
+class CycleGANModel:  # stands in for the authors' class: counts the calls bench.py makes
+    def __init__(self, opt):
+        assert opt.netG == "resnet_6blocks" and opt.gan_mode == "lsgan" and opt.gpu_ids == []
+        self.steps = 0
+
+    def setup(self, opt):
+        pass
+
+    def set_input(self, data):
+        assert data["A"].shape == data["B"].shape == (1, 3, 32, 32)
+
+    def optimize_parameters(self):
+        self.steps += 1
+
+    def get_current_losses(self):
+        return {"G_A": float(self.steps), "D_A": 0.5}
+'''
+
+
+def run_bench(*flags):
+    """bench.py as a user runs it, on tiny networks; returns (exit status, its output)."""
+    cmd = [sys.executable, "bench.py", "--crop_size", "32", "--ngf", "4", "--ndf", "4",
+           "--n_blocks", "6", "--iters", "2", "--warmup", "1", "--num_workers", "0",
+           "--pipeline_items", "0", *flags]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_bench_times_the_authors_step_from_a_checkout(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "__init__.py").write_text("")
+    (tmp_path / "models" / "cycle_gan_model.py").write_text(FAKE_AUTHORS_MODEL)
+    status, out = run_bench("--authors", str(tmp_path))
+    assert status == 0, out
+    # 1 warm-up and 2 timed iterations: the third optimize_parameters() reports G_A = 3
+    assert "iter 3/3: " in out and "losses 3.0000 0.5000" in out
+    assert out.strip().splitlines()[-1].startswith("median_s_per_iter=")
+
+
+def test_bench_says_clearly_when_the_authors_code_is_not_there(tmp_path):
+    status, out = run_bench("--authors", str(tmp_path))  # an empty folder
+    assert status == 1
+    assert out.strip().splitlines()[-1].startswith(f"error: --authors {tmp_path}: cannot import")
+    assert "Traceback" not in out
