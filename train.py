@@ -82,8 +82,7 @@ def parse_args(argv=None):
         p.error(f"--crop_size {args.crop_size}: at least 24, or the discriminator's last layers "
                 "have fewer than 2 positions to normalize")
     if args.crop_size % 4:
-        p.error(f"--crop_size {args.crop_size}: the generator needs a multiple of 4 (two stride-2 "
-                "layers)")
+        p.error(f"--crop_size {args.crop_size}: a multiple of 4 (the generator halves it twice)")
     if args.load_size < args.crop_size:
         p.error(f"--load_size {args.load_size} is smaller than --crop_size {args.crop_size}")
     if args.n_epochs + args.n_epochs_decay < 1:
@@ -122,8 +121,7 @@ def pick_device(args):
 
 
 def amp_dtype(device):
-    """The half precision of --amp: bfloat16 where the device has it (CPUs, most GPUs), else
-    float16."""
+    """--amp's half precision: bfloat16 where the device has it (CPUs, most GPUs), else float16."""
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return torch.float16
     return torch.bfloat16
@@ -135,10 +133,8 @@ def make_networks(args, device):
     F = init_weights(Generator(ngf=args.ngf, n_blocks=args.n_blocks))  # Y -> X
     D_X = init_weights(Discriminator(ndf=args.ndf))  # tells real x from F(y)
     D_Y = init_weights(Discriminator(ndf=args.ndf))  # tells real y from G(x)
-    for net in (G, F, D_X, D_Y):
-        # Channels-last: the same numbers, stored pixel by pixel with each pixel's channels side
-        # by side, the order oneDNN's and cuDNN's fastest convolutions read (bench.py).
-        net.to(device, memory_format=torch.channels_last)
+    for net in (G, F, D_X, D_Y):  # channels-last: each pixel's channels side by side in memory,
+        net.to(device, memory_format=torch.channels_last)  # as fast convolutions read (bench.py)
     betas = (args.beta1, 0.999)  # Adam (Sec. 4); beta1 = 0.5 from the authors' code
     fused = device.type in ("cpu", "cuda")  # the same Adam update in one pass over memory, not ~7
     opt_G = torch.optim.Adam([*G.parameters(), *F.parameters()], args.lr, betas, fused=fused)
@@ -283,7 +279,7 @@ def main(argv=None):
     print("settings: " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "explicit"))
 
     torch.manual_seed(args.seed)
-    G, F, D_X, D_Y, opt_G, opt_D = make_networks(args, device)
+    nets = G, F, D_X, D_Y, opt_G, opt_D = make_networks(args, device)
     scaler = (torch.amp.GradScaler(device.type)  # float16 needs loss scaling; bfloat16 does not
               if args.amp and amp_dtype(device) == torch.float16 else None)
     for net in (G, F, D_X, D_Y) if args.compile else ():
@@ -300,8 +296,7 @@ def main(argv=None):
 
     epochs_done, iters_done, total_iters = 0, 0, 0
     if ckpt is not None:
-        for name, obj in (("G", G), ("F", F), ("D_X", D_X), ("D_Y", D_Y), ("opt_G", opt_G),
-                          ("opt_D", opt_D)):
+        for name, obj in zip(("G", "F", "D_X", "D_Y", "opt_G", "opt_D"), nets):
             obj.load_state_dict(ckpt[name])
         pool_x.load_state_dict(ckpt["pool_x"], device)
         pool_y.load_state_dict(ckpt["pool_y"], device)
