@@ -273,13 +273,13 @@ def main(argv=None):
 
         def g_step(real_x, real_y):
             if args.reference:
-                return reference_generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args), (
-                    real_x, real_y)
-            return generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args, scaler), (
-                real_x, real_y)
+                step = reference_generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args)
+            else:
+                step = generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args, scaler)
+            return real_x, real_y, *step
 
         def d_step(state):
-            (fake_x, fake_y, parts), (real_x, real_y) = state
+            real_x, real_y, fake_x, fake_y, parts = state
             if args.reference:
                 parts.update(reference_discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y,
                                                           real_x, real_y, fake_x, fake_y))

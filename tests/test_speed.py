@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from cyclegan import InstanceNorm
@@ -192,6 +193,24 @@ def run_bench(*flags):
            "--pipeline_items", "0", *flags]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     return done.returncode, done.stdout + done.stderr
+
+
+def test_bench_times_train_py_step_and_the_reference_step_computing_the_same():
+    printed = []
+    for flags in ((), ("--reference",)):
+        status, out = run_bench(*flags)
+        assert status == 0, out
+        assert out.strip().splitlines()[-1].startswith("median_s_per_iter=")
+        last = out.split("iter 3/3: ")[1].splitlines()[0]  # the third iteration's line
+        printed.append([float(v) for v in last.split("| losses ")[1].split()])
+    # GAN(G) GAN(F) cyc_x cyc_y idt D_X D_Y, after the same three steps from the same weights
+    assert len(printed[0]) == 7
+    assert printed[0] == pytest.approx(printed[1], abs=2e-4)  # printed to 4 decimals
+
+
+def test_bench_refuses_two_steps_at_once(tmp_path):
+    status, out = run_bench("--reference", "--authors", str(tmp_path))
+    assert status == 2 and "time one at a time" in out and "Traceback" not in out
 
 
 def test_bench_times_the_authors_step_from_a_checkout(tmp_path):
