@@ -1,19 +1,21 @@
-"""How close G and F come to the right answer, on a dataset whose test images are paired.
+"""How good a checkpoint's G and F are (arXiv:1703.10593v7, Sec. 5.1): on the toy domains of
+data.py, against ground truth; on real data, by FID and KID (fid.py) beside two reference points.
 
-CycleGAN trains without pairs (arXiv:1703.10593v7, Sec. 3), but the toy domains of data.py draw each
-test content in both styles: testB/k.png is what G(testA/k.png) should be, and the other way round.
-The error is the mean L1 distance in [-1, 1] pixel units, as in Eq. 2, beside two baselines that
-learn nothing: the input itself, and the mean image of the target domain, whatever the input.
-`python evaluate.py runs/toy/latest.pt` prints the figures for a checkpoint.
+Toy: testB/k.png is what G(testA/k.png) should be, so the error is the mean L1 distance in [-1, 1]
+pixel units, as in Eq. 2, next to two baselines that learn nothing: the input itself, and the mean
+image of the target domain. Real data: G(testA) against testB and F(testB) against testA, next to
+"no translation" (testA against testB) and "as good as real" (train against test of one domain).
 """
 import argparse
 import os
+import re
 import sys
 
 import torch
 
+import fid
 from cyclegan import Generator
-from data import UnpairedDataset, resolve_dataroot
+from data import UnpairedDataset, is_toy, resolve_dataroot
 
 
 def load_pairs(root, crop_size, device="cpu"):
@@ -55,25 +57,197 @@ def format_errors(e):
             f"{e['F mean']:.3f})")
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description="Errors of a checkpoint's G and F against the ground "
-                                            "truth of a paired test split (the toy domains).")
-    p.add_argument("checkpoint", help="a checkpoint of train.py, e.g. runs/toy/latest.pt")
-    p.add_argument("--dataroot", default=None, help="default: the checkpoint's own --dataroot")
-    p.add_argument("--device", default="cpu")
-    a = p.parse_args(argv)
+# FID and KID on real data (fid.py), on uint8 images as PNG files would store them.
+
+def to_uint8(t):
+    """(N, 3, H, W) in [-1, 1] -> a list of N uint8 (3, H, W) images."""
+    return list(((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte())
+
+
+def split_images(root, split, domain, size, count=None):
+    """The images of one split and domain (testA is "test", "X") resized to size x size, and how
+    many the split has; with count, only that many, spread evenly over the sorted names."""
+    data = UnpairedDataset(root, split, size, size)
+    n = len(data.paths[domain])
+    picks = range(n) if count is None or count >= n else [i * n // count for i in range(count)]
+    return to_uint8(torch.stack([data.load(domain, i) for i in picks])), n
+
+
+@torch.no_grad()
+def translate(net, images, device, batch_size=10):
+    """G or F applied to uint8 images, the outputs quantised to uint8 like saved PNGs."""
+    out = []
+    for k in range(0, len(images), batch_size):
+        x = torch.stack(images[k:k + batch_size]).to(device).float() / 127.5 - 1  # to [-1, 1]
+        out += to_uint8(net(x))
+    return out
+
+
+def scores(f1, f2, seed):
+    """FID and KID of two feature sets, the first part of a printed line."""
+    k, spread = fid.kid(f1, f2, seed=seed)
+    return f"FID {fid.fid(f1, f2):7.2f} | KID {k:7.4f} ± {spread:.4f}"
+
+
+LETTER = {"X": "A", "Y": "B"}  # as in data.py: testA holds domain X, testB domain Y
+
+
+def real_data_report(G, F, checkpoint, root, size, features, tail, seed, cache):
+    """Lines of FID and KID: G(testA) vs testB and F(testB) vs testA; before them, once per
+    (root, size) in cache, the reference points: testA vs testB, train vs test of each domain."""
+    lines = []
+    if (root, size) not in cache:
+        test = {d: split_images(root, "test", d, size)[0] for d in "XY"}
+        cache[root, size] = test, {d: features(test[d]) for d in "XY"}
+        feats, nx, ny = cache[root, size][1], len(test["X"]), len(test["Y"])
+        lines.append(f"{scores(feats['X'], feats['Y'], seed)} | no translation: testA (all {nx}) "
+                     f"vs testB (all {ny}) | {tail}")
+        for d in "YX":
+            n, L = len(test[d]), LETTER[d]
+            train, n_train = split_images(root, "train", d, size, n)
+            lines.append(f"{scores(features(train), feats[d], seed)} | as good as real: train{L} "
+                         f"({len(train)} of {n_train}, evenly spaced) vs test{L} (all {n}) | "
+                         f"{tail}")
+    (test, feats), device = cache[root, size], next(G.parameters()).device
+    for net, name, source, target in ((G, "G", "X", "Y"), (F, "F", "Y", "X")):
+        fakes = translate(net, test[source], device)
+        lines.append(f"{scores(features(fakes), feats[target], seed)} | {name}(test"
+                     f"{LETTER[source]}) (all {len(fakes)}) vs test{LETTER[target]} (all "
+                     f"{len(test[target])}) | {checkpoint} | {tail}")
+    return lines
+
+
+PROTOCOL = ("protocol: FID (float64) and KID (unbiased MMD^2, cubic kernel, all pairs; ± is the "
+            "std over 100 subsets of 100) on the 2048 pool3 features of the FID Inception; uint8 "
+            "images resized bilinearly to 299 (align_corners=False), scaled to [-1, 1], as "
+            "pytorch-fid. FID on ~100 images is biased upward; compare at equal counts, with KID.")
+
+
+def one_line(e):
+    """An exception's message as one printable line: the first line, with terminal escape codes
+    and other control characters (which a crafted file name or pickle can carry) shown as '?'."""
+    text = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def pick_device(cuda, name):
+    """The device of --cuda / --device; asking for a GPU that is not there is the flag's error."""
+    flag = f"--device {name}" if name else "--cuda"
+    try:
+        device = torch.device(name or ("cuda" if cuda else "cpu"))
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device name (try cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{flag}: no GPU is visible to PyTorch; drop the flag to run on the CPU, "
+                         "or install a CUDA build of torch")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"{flag}: only {torch.cuda.device_count()} GPU(s) are visible")
+    return device
+
+
+def load_checkpoint(path):
+    """G, F (on the CPU) and the dict of a train.py checkpoint; any other file is refused with
+    the reason: an authors' generator file, a bare tensor, pickled code, a damaged file."""
     try:  # weights_only: a checkpoint file must never run code
-        ckpt = torch.load(a.checkpoint, map_location=a.device, weights_only=True)
-    except Exception as e:  # missing, truncated, not a checkpoint, pickled code
-        raise SystemExit(f"error: cannot read checkpoint {a.checkpoint}: {str(e).splitlines()[0]}")
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint {path}: no such file") from None
+    except Exception as e:  # pickled code; a folder, a truncated file, not a torch file at all
+        culprit = re.search(r"GLOBAL (\S+)", str(e))  # a class or function named in the pickle
+        if culprit:
+            raise ValueError(f"checkpoint {path} refused: it holds more than tensors and plain "
+                             f"values ({culprit[1]}), and unpickling anything else could run "
+                             "code") from None
+        # torch's own text here is advice to load without weights_only: never to be followed
+        why = "" if "Weights only" in str(e) else f" ({type(e).__name__}: {one_line(e)})"
+        raise ValueError(f"cannot read checkpoint {path}: not a complete file written by "
+                         f"torch.save{why}") from None
+    if isinstance(ckpt, dict) and any(str(k).endswith("model.1.weight") for k in ckpt):
+        raise ValueError(f"checkpoint {path} holds one generator (the authors' released layout), "
+                         "not train.py's G and F: translate testA with translate.py --checkpoint "
+                         f"{path}, then score the outputs with evaluate.py --fid OUT DIR/testB")
+    if not isinstance(ckpt, dict) or not {"G", "F", "epoch", "args"} <= ckpt.keys():
+        found = sorted(map(str, ckpt))[:4] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"checkpoint {path} is not a train.py checkpoint: expected a dict with "
+                         f"keys G, F, epoch, args; found {found}")
     args = ckpt["args"]
-    G = Generator(ngf=args["ngf"], n_blocks=args["n_blocks"]).to(a.device)  # X -> Y
-    F = Generator(ngf=args["ngf"], n_blocks=args["n_blocks"]).to(a.device)  # Y -> X
-    G.load_state_dict(ckpt["G"])
-    F.load_state_dict(ckpt["F"])
-    x, y = load_pairs(resolve_dataroot(a.dataroot or args["dataroot"]), args["crop_size"], a.device)
-    print(f"{a.checkpoint} (epoch {ckpt['epoch']}), {len(x)} test pairs: "
-          + format_errors(ground_truth_errors(G, F, x, y)))
+    G = Generator(ngf=args["ngf"], n_blocks=args["n_blocks"])  # X -> Y
+    F = Generator(ngf=args["ngf"], n_blocks=args["n_blocks"])  # Y -> X
+    try:
+        G.load_state_dict(ckpt["G"])
+        F.load_state_dict(ckpt["F"])
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise ValueError(f"checkpoint {path}: G or F does not fit its own args ({one_line(e)})")
+    return G, F, ckpt
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    a = p.add_argument
+    a("checkpoint", nargs="*", help="train.py checkpoints, e.g. runs/NAME/latest.pt; with several "
+      "(epoch_005.pt epoch_010.pt), the reference points are computed once")
+    a("--dataroot", default=None, help="default: the checkpoint's own --dataroot")
+    a("--size", type=int, default=None,
+      help="translate and score at SIZE x SIZE (default: the checkpoint's --crop_size)")
+    a("--fid", nargs=2, metavar=("DIR1", "DIR2"),
+      help="FID and KID of two folders of images, each image as saved (no checkpoint)")
+    a("--seed", type=int, default=0, help="seeds KID's subset draws")
+    a("--cuda", action="store_true", help="run on the GPU (fails if none is visible)")
+    a("--device", default=None, help="a torch device by name, e.g. cuda:1 or cpu")
+    args = p.parse_args(argv)
+    if bool(args.fid) == bool(args.checkpoint):
+        p.error("give checkpoint files, or --fid DIR1 DIR2, not both")
+    if args.size is not None and (args.size < 24 or args.size % 4):
+        p.error(f"--size {args.size}: a multiple of 4, at least 24 (as train.py's --crop_size)")
+    if args.seed < 0:
+        p.error(f"--seed {args.seed}: must be 0 or more")
+    return args
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    try:
+        device = pick_device(a.cuda, a.device)
+        network, skipped = None, False
+        if a.fid:
+            network, sha = fid.load_network()
+            sets = [(folder, fid.read_folder(folder)) for folder in a.fid]
+            sizes = sorted({f"{im.shape[2]}x{im.shape[1]}" for _, images in sets for im in images})
+            f1, f2 = (fid.features(network.to(device), images, device=device) for _, images in sets)
+            print(PROTOCOL)
+            print(f"{scores(f1, f2, a.seed)} | {sets[0][0]} (all {len(f1)}) vs {sets[1][0]} (all "
+                  f"{len(f2)}) | as saved: {', '.join(sizes)} px | network sha256 {sha[:8]} | "
+                  f"KID seed {a.seed}")
+            return 0
+        cache = {}
+        for path in a.checkpoint:
+            G, F, ckpt = load_checkpoint(path)
+            G, F, args = G.to(device), F.to(device), ckpt["args"]
+            root = resolve_dataroot(a.dataroot or args["dataroot"])
+            size = a.size or args["crop_size"]
+            if is_toy(root):
+                x, y = load_pairs(root, size, device)
+                print(f"{path} (epoch {ckpt['epoch']}), {len(x)} test pairs: "
+                      + format_errors(ground_truth_errors(G, F, x, y)))
+            if network is None:
+                try:
+                    network, sha = fid.load_network()
+                    network = network.to(device)
+                    print(PROTOCOL)
+                except FileNotFoundError as e:  # the toy has its ground truth; real data needs it
+                    if not is_toy(root):
+                        raise
+                    if not skipped:
+                        print(f"note: FID/KID skipped: {one_line(e)}")
+                    skipped = True
+                    continue
+            tail = f"{size}x{size} px | network sha256 {sha[:8]} | KID seed {a.seed}"
+            for line in real_data_report(G, F, f"{path} (epoch {ckpt['epoch']})", root, size,
+                                         lambda ims: fid.features(network, ims, device=device),
+                                         tail, a.seed, cache):
+                print(line, flush=True)
+    except (ValueError, OSError, RuntimeError) as e:
+        raise SystemExit(f"error: {one_line(e)}")
     return 0
 
 

