@@ -13,6 +13,7 @@ from PIL import Image
 import evaluate
 import fid
 from cyclegan import Generator
+from data import make_toy
 
 
 def test_fid_of_a_set_with_itself_is_zero():
@@ -153,6 +154,18 @@ def test_one_command_scores_a_checkpoint_with_its_protocol(tmp_path, monkeypatch
         assert line.endswith("| 24x24 px | network sha256 0123abcd | KID seed 0")
     assert f"G(testA) (all 3) vs testB (all 4) | {ckpt} (epoch 3) |" in lines[4]
     assert f"F(testB) (all 4) vs testA (all 3) | {ckpt} (epoch 3) |" in lines[7]
+
+
+def test_on_the_toy_the_ground_truth_comes_first_then_fid(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fid, "load_network", stand_in_network)
+    root = make_toy(str(tmp_path / "toy"), n_train=4, n_test=2, size=24)
+    ckpt = save_checkpoint(str(tmp_path / "latest.pt"), root, epoch=1)
+    capsys.readouterr()  # make_toy's own line
+    assert evaluate.main([ckpt]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{ckpt} (epoch 1), 2 test pairs: L1 to ground truth: G(x) ")
+    assert lines[1].startswith("protocol: ")
+    assert "| G(testA) (all 2) vs testB (all 2) |" in lines[-2]
 
 
 def test_fid_of_two_folders(tmp_path, monkeypatch, capsys):
