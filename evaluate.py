@@ -181,6 +181,16 @@ def load_checkpoint(path):
     return G, F, ckpt
 
 
+def score_folders(dir1, dir2, device, seed):
+    """One line: FID and KID of two folders of images, each image at the size it was saved."""
+    network, sha = fid.load_network()
+    images = [fid.read_folder(folder) for folder in (dir1, dir2)]
+    sizes = sorted({f"{im.shape[2]}x{im.shape[1]}" for ims in images for im in ims})
+    f1, f2 = (fid.features(network.to(device), ims, device=device) for ims in images)
+    return (f"{scores(f1, f2, seed)} | {dir1} (all {len(f1)}) vs {dir2} (all {len(f2)}) | "
+            f"as saved: {', '.join(sizes)} px | network sha256 {sha[:8]} | KID seed {seed}")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     a = p.add_argument
@@ -196,7 +206,7 @@ def parse_args(argv=None):
     a("--device", default=None, help="a torch device by name, e.g. cuda:1 or cpu")
     args = p.parse_args(argv)
     if bool(args.fid) == bool(args.checkpoint):
-        p.error("give checkpoint files, or --fid DIR1 DIR2, not both")
+        p.error("give either checkpoint files or --fid DIR1 DIR2")
     if args.size is not None and (args.size < 24 or args.size % 4):
         p.error(f"--size {args.size}: a multiple of 4, at least 24 (as train.py's --crop_size)")
     if args.seed < 0:
@@ -210,14 +220,8 @@ def main(argv=None):
         device = pick_device(a.cuda, a.device)
         network, skipped = None, False
         if a.fid:
-            network, sha = fid.load_network()
-            sets = [(folder, fid.read_folder(folder)) for folder in a.fid]
-            sizes = sorted({f"{im.shape[2]}x{im.shape[1]}" for _, images in sets for im in images})
-            f1, f2 = (fid.features(network.to(device), images, device=device) for _, images in sets)
-            print(PROTOCOL)
-            print(f"{scores(f1, f2, a.seed)} | {sets[0][0]} (all {len(f1)}) vs {sets[1][0]} (all "
-                  f"{len(f2)}) | as saved: {', '.join(sizes)} px | network sha256 {sha[:8]} | "
-                  f"KID seed {a.seed}")
+            line = score_folders(*a.fid, device, a.seed)
+            print(PROTOCOL + "\n" + line)
             return 0
         cache = {}
         for path in a.checkpoint:
