@@ -93,28 +93,26 @@ LETTER = {"X": "A", "Y": "B"}  # as in data.py: testA holds domain X, testB doma
 
 
 def real_data_report(G, F, checkpoint, root, size, features, tail, seed, cache):
-    """Lines of FID and KID: G(testA) vs testB and F(testB) vs testA; before them, once per
-    (root, size) in cache, the reference points: testA vs testB, train vs test of each domain."""
-    lines = []
+    """Lines of FID and KID, each yielded when ready: G(testA) vs testB and F(testB) vs testA;
+    before them, once per (root, size) in cache, the reference points: testA vs testB, and train
+    vs test of each domain."""
     if (root, size) not in cache:
         test = {d: split_images(root, "test", d, size)[0] for d in "XY"}
         cache[root, size] = test, {d: features(test[d]) for d in "XY"}
         feats, nx, ny = cache[root, size][1], len(test["X"]), len(test["Y"])
-        lines.append(f"{scores(feats['X'], feats['Y'], seed)} | no translation: testA (all {nx}) "
-                     f"vs testB (all {ny}) | {tail}")
+        yield (f"{scores(feats['X'], feats['Y'], seed)} | no translation: testA (all {nx}) vs "
+               f"testB (all {ny}) | {tail}")
         for d in "YX":
             n, L = len(test[d]), LETTER[d]
             train, n_train = split_images(root, "train", d, size, n)
-            lines.append(f"{scores(features(train), feats[d], seed)} | as good as real: train{L} "
-                         f"({len(train)} of {n_train}, evenly spaced) vs test{L} (all {n}) | "
-                         f"{tail}")
+            yield (f"{scores(features(train), feats[d], seed)} | as good as real: train{L} "
+                   f"({len(train)} of {n_train}, evenly spaced) vs test{L} (all {n}) | {tail}")
     (test, feats), device = cache[root, size], next(G.parameters()).device
     for net, name, source, target in ((G, "G", "X", "Y"), (F, "F", "Y", "X")):
         fakes = translate(net, test[source], device)
-        lines.append(f"{scores(features(fakes), feats[target], seed)} | {name}(test"
-                     f"{LETTER[source]}) (all {len(fakes)}) vs test{LETTER[target]} (all "
-                     f"{len(test[target])}) | {checkpoint} | {tail}")
-    return lines
+        yield (f"{scores(features(fakes), feats[target], seed)} | {name}(test{LETTER[source]}) "
+               f"(all {len(fakes)}) vs test{LETTER[target]} (all {len(test[target])}) | "
+               f"{checkpoint} | {tail}")
 
 
 PROTOCOL = ("protocol: FID (float64) and KID (unbiased MMD^2, cubic kernel, all pairs; ± is the "

@@ -126,8 +126,8 @@ def test_doing_nothing_scores_exactly_the_no_translation_reference(tmp_path):
         identity.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
         identity.bias.zero_()
     net = StandIn()
-    lines = evaluate.real_data_report(identity, identity, "ckpt (epoch 1)", root, 24,
-                                      lambda ims: fid.features(net, ims), "TAIL", 0, {})
+    lines = list(evaluate.real_data_report(identity, identity, "ckpt (epoch 1)", root, 24,
+                                           lambda ims: fid.features(net, ims), "TAIL", 0, {}))
     assert [line.split(" | ")[2] for line in lines] == [
         "no translation: testA (all 3) vs testB (all 4)",
         "as good as real: trainB (4 of 8, evenly spaced) vs testB (all 4)",
