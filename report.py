@@ -7,10 +7,12 @@ for Y, the translations and reconstructions of Fig. 1 and Eq. 2 (arXiv:1703.1059
 import csv
 import html
 import os
+import time
 
 import torch
 from PIL import Image, ImageDraw
 
+import checkpoints
 from data import to_image
 
 LOG_COLUMNS = ["epoch", "iter", "total_iter", "GAN(G)", "GAN(F)", "cyc_x", "cyc_y", "idt", "D_X",
@@ -119,3 +121,76 @@ def write_index(out_dir, title):
     with open(os.path.join(out_dir, "index.html.tmp"), "w") as f:
         f.write("\n".join(parts) + "\n")
     os.replace(os.path.join(out_dir, "index.html.tmp"), os.path.join(out_dir, "index.html"))
+
+
+class RunWriter:
+    """Everything a training run writes, done by rank 0 alone (under torchrun the other ranks
+    hold the same state and write nothing): log lines and loss_log.csv, sample grids, curves,
+    index.html, and the checkpoints latest.pt and epoch_NNN.pt (checkpoints.py)."""
+
+    def __init__(self, out, args, is_main, state, at, G, F, sample_x, sample_y, score=None):
+        self.out, self.args, self.is_main, self.state, self.at = out, args, is_main, state, at
+        self.G, self.F, self.sample_x, self.sample_y, self.score = G, F, sample_x, sample_y, score
+        self.latest = os.path.join(out, "latest.pt")
+        self.log_path = os.path.join(out, "loss_log.csv")
+        self.saved_at = at["total_iters"] if at["total_iters"] else None  # resumed from there
+        self.sums, self.window_start, self.window_iters = {}, time.time(), 0
+        if is_main:  # on resume, drop log rows written after the checkpoint
+            append_log(self.log_path, None, keep_until=at["total_iters"])
+
+    def log(self, values, epoch, n_epochs, per_epoch, lr, run_iters):
+        """Step (4): every --print_every iterations, the mean losses since the last line."""
+        self.window_iters += 1
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        if self.at["iter"] % self.args.print_every and self.at["iter"] != per_epoch:
+            return
+        s_per_it = (time.time() - self.window_start) / self.window_iters
+        mean = {k: v / self.window_iters for k, v in self.sums.items()}
+        self.sums, self.window_start, self.window_iters = {}, time.time(), 0
+        if not self.is_main:
+            return
+        terms = [f"{k} {v:.3f}" for k, v in mean.items()]  # G and F's terms, then D_X, D_Y
+        eta = format_time(s_per_it * (run_iters - self.at["total_iters"]))
+        print(f"epoch {epoch}/{n_epochs} iter {self.at['iter']}/{per_epoch} | "
+              f"{' '.join(terms[:-2])} | {' '.join(terms[-2:])} | {s_per_it:.2f} s/it | "
+              f"ETA {eta}", flush=True)
+        append_log(self.log_path, {
+            "epoch": epoch, "iter": self.at["iter"], "total_iter": self.at["total_iters"],
+            "idt": "", "s_per_it": f"{s_per_it:.4f}", "lr": f"{lr:.3g}",
+            **{k: f"{v:.5f}" for k, v in mean.items()}})
+
+    def checkpoint(self, also_keep=None):
+        """latest.pt (and first the kept copy, if asked: a kill between the two then loses
+        nothing, since latest.pt does not yet count the epoch as done)."""
+        if self.saved_at == self.at["total_iters"] and also_keep is None:
+            return
+        state = self.state()  # on every rank: it checks that the ranks agree
+        if self.is_main:
+            for path in ([also_keep] if also_keep else []) + [self.latest]:
+                checkpoints.save_checkpoint(path, state)
+        self.saved_at = self.at["total_iters"]
+
+    def last_save(self):
+        """Where the last good state is, for an error message."""
+        if self.saved_at is None:
+            return "Nothing was saved in this run yet."
+        return (f"{self.latest} holds the last good state, from iteration "
+                f"{self.saved_at}: go on from it with --resume.")
+
+    def end_of_epoch(self, epoch, n_epochs):
+        """Step (5): a sample grid, the curves, the gallery, then the checkpoints."""
+        if self.is_main:
+            save_samples(self.G, self.F, self.sample_x, self.sample_y,
+                         os.path.join(self.out, "samples", f"epoch_{epoch:03d}.png"))
+            plot_losses(self.log_path, os.path.join(self.out, "loss_curves.png"))
+            write_index(self.out, f"CycleGAN: {self.out}")
+            if self.score is not None:
+                print(f"epoch {epoch}/{n_epochs} | {self.score()}", flush=True)
+        keep = epoch % self.args.save_epoch_freq == 0
+        self.checkpoint(os.path.join(self.out, f"epoch_{epoch:03d}.pt") if keep else None)
+
+    def summary(self):
+        page = os.path.join(self.out, "index.html")  # written at the end of each epoch
+        return (f"checkpoint {self.latest}" + (f", samples {page}" if os.path.exists(page) else "")
+                + (f"\n{self.score(final=True)}" if self.score and self.is_main else ""))
