@@ -169,12 +169,14 @@ def test_dataset_finds_any_extension_case_in_subfolders_and_skips_broken_files(t
 
 def test_truncated_image_is_reported_and_replaced_when_met(tmp_path, capsys):
     root = make_dataset(tmp_path, n_a=2, n_b=1)
+    Image.effect_noise((64, 64), 50).save(root / "trainA" / "a1.jpg")  # a header, then data
     whole = (root / "trainA" / "a1.jpg").read_bytes()
-    (root / "trainA" / "a0.jpg").write_bytes(whole[:len(whole) // 2])  # header fine, data cut
-    ds = UnpairedDataset(str(root), "train", 10, 8)
-    real_x, _ = ds[0]
-    assert "a0.jpg" in capsys.readouterr().err
-    assert real_x[0].mean().item() == pytest.approx(10 / 127.5 - 1, abs=1e-6)  # a1 stood in
+    (root / "trainA" / "a1.jpg").write_bytes(whole[:len(whole) // 2])  # header fine, data cut
+    ds = UnpairedDataset(str(root), "train", 10, 8)  # decodes a0 in full, a1's header only
+    assert "a1.jpg" not in capsys.readouterr().err
+    real_x, _ = ds[1]
+    assert "a1.jpg" in capsys.readouterr().err
+    assert real_x[0].mean().item() == pytest.approx(0 / 127.5 - 1, abs=1e-6)  # a0 stood in
 
 
 def test_missing_or_empty_domain_names_the_layout(tmp_path):
@@ -212,6 +214,7 @@ def test_a_dataroot_that_is_a_file_is_named_as_such(tmp_path):
 def test_a_domain_where_nothing_decodes_says_so(tmp_path, capsys):
     root = make_dataset(tmp_path, n_a=2, n_b=1)
     (root / "trainA" / "a0.jpg").write_bytes(b"\xff\xd8 not a jpeg")  # fails at the header
+    Image.effect_noise((64, 64), 50).save(root / "trainA" / "a1.jpg")
     whole = (root / "trainA" / "a1.jpg").read_bytes()
     (root / "trainA" / "a1.jpg").write_bytes(whole[:len(whole) // 2])  # header fine, data cut
     with pytest.raises(ValueError, match=r"none of the 2 image files in .*trainA decodes"):
