@@ -192,11 +192,12 @@ def epoch_of(file_name):
 
 
 def grid_html(out_dir, name):
-    """An <img> of a sample grid, scaled by a whole factor so a small crop's pixels are at
-    least 128 screen pixels a side, blocky rather than blurred (image-rendering: pixelated)."""
+    """An <img> of a sample grid, scaled by a whole factor so that a small crop is shown about 128
+    screen pixels a side (the grid at most 1024 wide and 800 high), blocky rather than blurred
+    (image-rendering: pixelated)."""
     with Image.open(os.path.join(out_dir, "samples", name)) as img:
         w, h = img.size
-    scale = max(1, min(math.ceil(128 / max(1, w // 3)), 1024 // max(1, w)))  # 3 images a row
+    scale = max(1, min(math.ceil(128 / max(1, w // 3)), 1024 // w, 800 // h))  # 3 images a row
     src = "samples/" + html.escape(name, quote=True)
     blocky = " class='pixelated'" if scale > 1 else ""  # a shrunk large grid stays smooth
     return (f"<a href='{src}'><img{blocky} src='{src}' width='{w * scale}' "

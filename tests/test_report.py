@@ -103,6 +103,11 @@ def test_small_grids_are_scaled_up_blocky_and_large_ones_left_alone(tmp_path):
     # a 32-pixel crop: ceil(128 / 32) = 4 times, so the 96 x 64 grid shows as 384 x 256
     assert ("<img class='pixelated' src='samples/epoch_001.png' width='384' height='256'"
             in (small / "index.html").read_text())
+    # the toy's 4 samples a domain: 8 rows, 256 high; 4 times would be 1024 high, so 800 // 256 = 3
+    Image.new("RGB", (96, 256)).save(small / "samples" / "epoch_002.png")
+    report.write_index(small, "toy")
+    page = (small / "index.html").read_text()
+    assert "src='samples/epoch_002.png' width='288' height='768'" in page
     large = make_run(tmp_path / "h2z", crop=256, epochs=(1,))
     report.write_index(large, "h2z")
     # 256 pixels are already large: the 768 x 512 grid shows as it is, smooth if a window shrinks it
