@@ -364,12 +364,16 @@ def download(name, to="datasets", base_url=None):
         raise FileExistsError(f"{folder} exists already: train with it, or remove it to download "
                               "it again")
     url = f"{base_url.rstrip('/')}/{name}.zip"
-    made_to = not os.path.isdir(to)
-    os.makedirs(to, exist_ok=True)
-    fd, archive = tempfile.mkstemp(prefix=f".{name}.", suffix=".zip.part", dir=to)
-    os.close(fd)
-    aside = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=to)
+    made_to, archive, aside = not os.path.isdir(to), None, None
     try:
+        try:
+            os.makedirs(to, exist_ok=True)
+            fd, archive = tempfile.mkstemp(prefix=f".{name}.", suffix=".zip.part", dir=to)
+            os.close(fd)
+            aside = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=to)
+        except OSError as e:
+            raise OSError(f"--to {to}: cannot write there ({e.strerror or e}); pick another "
+                          "folder") from None
         try:
             fetch(url, archive)
         except (OSError, http.client.HTTPException) as e:
@@ -388,9 +392,11 @@ def download(name, to="datasets", base_url=None):
                              + "; nothing was kept")
         os.replace(unpacked, folder)
     finally:
-        os.remove(archive)
-        shutil.rmtree(aside, ignore_errors=True)
-        if made_to and not os.listdir(to):
+        if archive:
+            os.remove(archive)
+        if aside:
+            shutil.rmtree(aside, ignore_errors=True)
+        if made_to and os.path.isdir(to) and not os.listdir(to):
             os.rmdir(to)
     print(f"{name}: ready in {folder}; train with: python train.py --dataroot {folder}")
     return folder

@@ -356,6 +356,10 @@ def test_download_command_line_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == f"error: --to {tmp_path / 'afile'} is a file, not a folder: name a folder to " \
                   "unpack into\n"
+    assert data.main(["download", "facades", "--to", str(tmp_path / "afile" / "datasets")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: --to {tmp_path / 'afile' / 'datasets'}: cannot write there (Not a " \
+                  "directory); pick another folder\n"
     assert data.main(["download", "facades", "--to", str(tmp_path), "--url",
                       "example.org/cyclegan"]) == 1
     err = capsys.readouterr().err
