@@ -18,7 +18,7 @@ import checkpoints
 import distributed
 import report
 from cyclegan import Discriminator, Generator, init_weights
-from data import ImagePool, UnpairedDataset, is_toy, resolve_dataroot
+from data import ImagePool, UnpairedDataset, has_split, is_toy, resolve_dataroot
 from evaluate import format_errors, ground_truth_errors, load_pairs
 from losses import generator_objective, lsgan_d_loss
 
@@ -317,7 +317,8 @@ def loop(args, world, device, root, out, nets, pools, at):
     n_total, per_epoch = args.n_epochs + args.n_epochs_decay, math.ceil(len(dataset) /
                                                                        args.batch_size)
     run_iters = min(args.max_iters or math.inf, n_total * per_epoch)
-    world.say(f"{len(dataset.paths['X'])} images in X, {len(dataset.paths['Y'])} in Y: "
+    world.say(f"{len(dataset.paths['X'])} images in X, {len(dataset.paths['Y'])} in Y "
+              f"({dataset.layout}): "
               f"{per_epoch} iterations per epoch, {n_total} epochs; writing to {out}/")
     stop, stopping, start_iters = distributed.StopFlag(not world.is_main), False, at["total_iters"]
     while at["epoch"] < n_total and at["total_iters"] < run_iters and not stopping:
@@ -379,16 +380,16 @@ def run_writer(args, world, root, out, nets, pools, at, device):
 
     sample_x = sample_y = score = None
     if world.is_main:
-        has_test = all(os.path.isdir(os.path.join(root, t)) for t in ("testA", "testB"))
-        samples = UnpairedDataset(root, "test" if has_test else "train", args.crop_size,
-                                  args.crop_size)
+        samples = UnpairedDataset(root, "test" if has_split(root, "test") else "train",
+                                  args.crop_size, args.crop_size)
         sample_x = torch.stack([samples.load("X", i) for i in range(args.n_samples)]).to(device)
         sample_y = torch.stack([samples.load("Y", i) for i in range(args.n_samples)]).to(device)
         if is_toy(root):  # paired test images: the ground truth of G and F
             pairs = load_pairs(root, args.crop_size, device)
-            def score(final=False):
-                errors = format_errors(ground_truth_errors(nets[0], nets[1], *pairs))
-                return f"{len(pairs[0])} test pairs | {errors}" if final else errors
+            def score():  # a line for the log, and the numbers for the results page
+                e = ground_truth_errors(nets[0], nets[1], *pairs)
+                return (f"{len(pairs[0])} test pairs | {format_errors(e)}",
+                        {"L1 G(x) vs y": e["G"], "L1 F(y) vs x": e["F"]})
     return report.RunWriter(out, args, world.is_main, state, at, nets[0], nets[1], sample_x,
                             sample_y, score)
 
