@@ -133,11 +133,29 @@ def load_latest(out, device="cpu"):
         raise CheckpointError(f"--resume: {e}; {hint}") from None
 
 
+def take_settings(args, ckpt, changeable):
+    """The run's settings from the checkpoint, into args: a flag given on the command line may
+    differ only if it is in `changeable`. Returns the checkpoint's settings."""
+    old = ckpt["args"]
+    for k, v in old.items():
+        if k in ("cuda", "device", "resume", "explicit", "out", "num_workers", "max_iters"):
+            continue  # where and how this process runs, not what it trains
+        if k in args.explicit and getattr(args, k) != v and k not in changeable:
+            raise ValueError(f"--{k} {getattr(args, k)} differs from the checkpoint's {v}: drop "
+                             "the flag, or start a new run with another --out")
+        if k not in args.explicit:
+            setattr(args, k, v)
+    return old
+
+
 class FolderLock:
     """One run per output folder: an exclusive lock on OUT/train.lock, held until the process
     ends. The system drops it when the process dies, so a killed run leaves nothing stuck."""
 
-    def __init__(self, out):
+    def __init__(self, out, active=True):
+        self.file = None
+        if not active:  # under torchrun, rank 0 alone takes the lock
+            return
         if os.path.exists(out) and not os.path.isdir(out):
             raise ValueError(f"--out {out} is a file, not a folder: pick another --out")
         self.path = os.path.join(out, "train.lock")
@@ -170,4 +188,11 @@ class FolderLock:
             os.remove(tmp)
 
     def release(self):
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()

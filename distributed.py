@@ -15,6 +15,25 @@ import torch
 import torch.distributed as dist
 
 
+def pick_device(args):
+    """The device from --cuda / --device (train.py, translate.py, bench.py); ValueError naming
+    the flag if it is not there."""
+    name = args.device or ("cuda" if args.cuda else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device name (try cpu, cuda, cuda:1)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--{'device ' + name if args.device else 'cuda'}: no GPU is "
+                             "visible to PyTorch; drop the flag to run on the CPU, or install a "
+                             "CUDA build of torch")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} GPU(s)")
+    return device
+
+
+
 class Diverged(RuntimeError):
     """The ranks' weights differ: the gradient averaging went wrong somewhere."""
 

@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 import checkpoints
-from data import to_image
+from data import UnpairedDataset, has_split, to_image
 
 LOG_COLUMNS = ["epoch", "iter", "total_iter", "GAN(G)", "GAN(F)", "cyc_x", "cyc_y", "idt", "D_X",
                "D_Y", "s_per_it", "lr"]
@@ -261,9 +261,15 @@ class RunWriter:
     hold the same state and write nothing): log lines and loss_log.csv, sample grids, curves,
     index.html, and the checkpoints latest.pt and epoch_NNN.pt (checkpoints.py)."""
 
-    def __init__(self, out, args, is_main, state, at, G, F, sample_x, sample_y, score=None):
+    def __init__(self, out, args, is_main, state, at, G, F, root, device, score=None):
         self.out, self.args, self.is_main, self.state, self.at = out, args, is_main, state, at
-        self.G, self.F, self.sample_x, self.sample_y, self.score = G, F, sample_x, sample_y, score
+        self.G, self.F, self.score = G, F, score  # score: the toy's errors (line, values)
+        if is_main:  # the same few images in each epoch's grid: the test split's, else training
+            samples = UnpairedDataset(root, "test" if has_split(root, "test") else "train",
+                                      args.crop_size, args.crop_size)
+            self.sample_x, self.sample_y = (
+                torch.stack([samples.load(d, i) for i in range(args.n_samples)]).to(device)
+                for d in "XY")
         self.latest = os.path.join(out, "latest.pt")
         self.log_path = os.path.join(out, "loss_log.csv")
         self.saved_at = at["total_iters"] if at["total_iters"] else None  # resumed from there

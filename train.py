@@ -10,7 +10,6 @@ import math
 import os
 import signal
 import sys
-import time
 
 import torch
 
@@ -18,7 +17,8 @@ import checkpoints
 import distributed
 import report
 from cyclegan import Discriminator, Generator, init_weights
-from data import ImagePool, UnpairedDataset, has_split, is_toy, resolve_dataroot
+from data import ImagePool, UnpairedDataset, is_toy, resolve_dataroot
+from distributed import pick_device  # noqa: F401 (translate.py and bench.py import it here)
 from evaluate import format_errors, ground_truth_errors, load_pairs
 from losses import generator_objective, lsgan_d_loss
 
@@ -126,23 +126,6 @@ CHANGEABLE_ON_RESUME = ("dataroot", "max_iters", "print_every", "save_every", "s
                         "n_epochs", "n_epochs_decay", "lr", "n_samples", "amp", "compile")
 
 
-def pick_device(args):
-    """The device from --cuda / --device; ValueError naming the flag if it is not there."""
-    name = args.device or ("cuda" if args.cuda else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device {name}: not a device name (try cpu, cuda, cuda:1)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--{'device ' + name if args.device else 'cuda'}: no GPU is "
-                             "visible to PyTorch; drop the flag to run on the CPU, or install a "
-                             "CUDA build of torch")
-        if (device.index or 0) >= torch.cuda.device_count():
-            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} GPU(s)")
-    return device
-
-
 def amp_dtype(device):
     """--amp's half precision: bfloat16 where the device has it (CPUs, most GPUs), else float16."""
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -225,15 +208,18 @@ def main(argv=None):
     args = parse_args(argv)
     world = distributed.World()  # one process, unless started by torchrun
     try:
-        return train(args, world)
+        root, out, device = prepare(args, world)
+        with checkpoints.FolderLock(out, world.is_main):  # one run per output folder
+            world.barrier()
+            return train(args, world, root, out, device)
     except (OSError, ValueError, distributed.Diverged) as e:
         raise SystemExit(f"error: {e}" if world.is_main else 1) from None
     finally:
         world.close()
 
 
-def train(args, world):
-    """Set up from the flags (or the checkpoint of --resume), then train: loop()."""
+def prepare(args, world):
+    """The dataset folder (the toy drawn once, its defaults taken), the output folder, the device."""
     device = world.pick_device(pick_device(args))
     world.start(device)
     torch.backends.cudnn.benchmark = True  # same sizes every step: let cuDNN pick kernels once
@@ -246,9 +232,11 @@ def train(args, world):
         args.load_size = max(args.load_size, args.crop_size)
         world.say("toy domains: flags not given take the toy's defaults, not the paper's: "
                   + " ".join(f"--{k} {v}" for k, v in toy.items()))
-    out = args.out or os.path.join("runs", os.path.basename(os.path.normpath(root)))
-    lock = checkpoints.FolderLock(out) if world.is_main else None  # one run per folder
-    world.barrier()
+    return root, args.out or os.path.join("runs", os.path.basename(os.path.normpath(root))), device
+
+
+def train(args, world, root, out, device):
+    """The networks, pools and counters, new or from the checkpoint of --resume; then loop()."""
     ckpt = resume(args, world, out, device)
     world.check_batch(args.batch_size)
     world.say("settings: " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
@@ -268,11 +256,7 @@ def train(args, world):
                   "done")
     for net in nets[:4] if args.compile else ():
         net.compile()  # in place: state_dict keys (checkpoints) stay the same
-    try:
-        return loop(args, world, device, root, out, nets, pools, at)
-    finally:
-        if lock is not None:
-            lock.release()
+    return loop(args, world, device, root, out, nets, pools, at)
 
 
 def resume(args, world, out, device):
@@ -286,15 +270,7 @@ def resume(args, world, out, device):
                              "another --out")
         return None
     ckpt = checkpoints.load_latest(out, device)
-    old = ckpt["args"]
-    for k, v in old.items():  # the run's settings come from the checkpoint, except
-        if k in ("cuda", "device", "resume", "explicit", "out", "num_workers", "max_iters"):
-            continue
-        if k in args.explicit and getattr(args, k) != v and k not in CHANGEABLE_ON_RESUME:
-            raise ValueError(f"--{k} {getattr(args, k)} differs from the checkpoint's {v}: drop "
-                             "the flag, or start a new run with another --out")
-        if k not in args.explicit:
-            setattr(args, k, v)
+    old = checkpoints.take_settings(args, ckpt, CHANGEABLE_ON_RESUME)
     if any(getattr(args, k) != old[k] for k in ("lr", "n_epochs", "n_epochs_decay")):
         done = ckpt["epoch"]  # the schedule is recomputed for the new settings; say what it does
         last = old["lr"] * linear_decay(max(done, 1), old["n_epochs"], old["n_epochs_decay"])
@@ -369,8 +345,8 @@ def loop(args, world, device, root, out, nets, pools, at):
 
 
 def run_writer(args, world, root, out, nets, pools, at, device):
-    """What rank 0 writes (report.RunWriter): the checkpoint's content, the fixed sample images
-    (the test split's, else training images), and on the toy the ground-truth errors."""
+    """What rank 0 writes (report.RunWriter), given the checkpoint's content and, on the toy,
+    the ground-truth errors of G and F on its paired test images."""
     def state():  # one dict (STYLE.md), the same on every rank: check that it is
         world.check_same_weights(nets[:4])
         return {**dict(zip(("G", "F", "D_X", "D_Y", "opt_G", "opt_D"),
@@ -378,20 +354,14 @@ def run_writer(args, world, root, out, nets, pools, at, device):
                 "pool_x": pools[0].state_dict(), "pool_y": pools[1].state_dict(),
                 "rng": torch.get_rng_state(), "args": vars(args), "world_size": world.size}
 
-    sample_x = sample_y = score = None
-    if world.is_main:
-        samples = UnpairedDataset(root, "test" if has_split(root, "test") else "train",
-                                  args.crop_size, args.crop_size)
-        sample_x = torch.stack([samples.load("X", i) for i in range(args.n_samples)]).to(device)
-        sample_y = torch.stack([samples.load("Y", i) for i in range(args.n_samples)]).to(device)
-        if is_toy(root):  # paired test images: the ground truth of G and F
-            pairs = load_pairs(root, args.crop_size, device)
-            def score():  # a line for the log, and the numbers for the results page
-                e = ground_truth_errors(nets[0], nets[1], *pairs)
-                return (f"{len(pairs[0])} test pairs | {format_errors(e)}",
-                        {"L1 G(x) vs y": e["G"], "L1 F(y) vs x": e["F"]})
-    return report.RunWriter(out, args, world.is_main, state, at, nets[0], nets[1], sample_x,
-                            sample_y, score)
+    def toy_errors():  # a line for the log, and the numbers for the results page
+        e = ground_truth_errors(nets[0], nets[1], *pairs)
+        return (f"{len(pairs[0])} test pairs | {format_errors(e)}",
+                {"L1 G(x) vs y": e["G"], "L1 F(y) vs x": e["F"]})
+
+    pairs = load_pairs(root, args.crop_size, device) if is_toy(root) and world.is_main else None
+    return report.RunWriter(out, args, world.is_main, state, at, nets[0], nets[1], root, device,
+                            toy_errors if pairs is not None else None)
 
 
 if __name__ == "__main__":
