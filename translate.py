@@ -68,11 +68,7 @@ def build_generator(state, path, device="cpu"):
         raise ValueError(f"{path}: not a generator of cyclegan.py's shape: {shown(e)}") from None
     if (net.model[1].in_channels, net.model[-2].out_channels) != (3, 3):
         raise ValueError(f"{path}: the generator does not map RGB to RGB")
-    try:  # AssertionError: torch built without CUDA
-        net = net.to(device)
-    except (RuntimeError, AssertionError) as e:
-        raise ValueError(f"device {device}: {shown(e)}") from None
-    return net.eval()  # eval: by convention; no dropout or running statistics, so no difference
+    return net.to(device).eval()  # eval: by convention; no dropout or running statistics here
 
 
 def load_generator(path, direction="x2y", device="cpu"):
@@ -163,12 +159,9 @@ def read_image(path, size=None, max_megapixels=16.0):
 
 def find_inputs(items, out):
     """(path, name) of each input image, where OUT/name plus the extension is its output; and the
-    items that gave none.
-
-    A file named on the command line is always tried; folders (searched recursively, keeping their
-    subfolders in the name) and glob patterns give only image files, and never any from --out: a
-    second run does not translate the first one's outputs.
-    """
+    items that gave none. A file named on the command line is always tried; folders (searched
+    recursively, keeping their subfolders in the name) and glob patterns give only image files,
+    and never any from --out: a second run does not translate the first one's outputs."""
     out, inputs, missing = os.path.realpath(out), [], []
 
     def in_out(path):
@@ -208,16 +201,15 @@ def plan_outputs(inputs, out, ext):
 
 def make_out(out, targets, overwrite):
     """Create the folder --out, or say why this run cannot write `targets` there: it is a file or
-    read-only, or (without `overwrite`) some targets exist already: never replace what we did not
-    write."""
+    read-only, or (without `overwrite`) some exist: we never replace what we did not write."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise NotADirectoryError(f"--out {out} is a file: give a folder")
     there = [t for t in targets if os.path.lexists(t)]
     if there and not overwrite:
+        names = ", ".join([os.path.basename(t) for t in there[:3]] + ["..."] * (len(there) > 3))
         raise FileExistsError(f"--out {out} already holds {len(there)} of this run's output files "
-                              f"({', '.join(os.path.basename(t) for t in there[:3])}"
-                              f"{', ...' if len(there) > 3 else ''}): add --overwrite to replace "
-                              "them, or choose another --out")
+                              f"({names}): add --overwrite to replace them, or choose another "
+                              "--out")
     try:
         os.makedirs(out, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):  # can we write there at all?
@@ -242,8 +234,8 @@ def write_index(out, title, done, skipped):
     """OUT/index.html: each input beside its translation (relative links), then what was skipped.
     A file name that is not UTF-8 is linked by its bytes and shown with \\xNN escapes."""
     def cell(path, label):
-        rel = os.path.relpath(path, out).replace(os.sep, "/")
-        return f'<td><img src="{urllib.parse.quote(os.fsencode(rel))}"><br>{html.escape(label)}</td>'
+        url = urllib.parse.quote(os.fsencode(os.path.relpath(path, out).replace(os.sep, "/")))
+        return f'<td><img src="{url}"><br>{html.escape(label)}</td>'
     rows = [f"<tr>{cell(src, shown(src))}{cell(dst, shown(os.path.relpath(dst, out)))}</tr>"
             for src, dst in done]
     rows += [f'<tr><td colspan="2">skipped {html.escape(shown(src))}: {html.escape(why)}</td></tr>'

@@ -397,7 +397,8 @@ def test_files_in_out_that_this_run_did_not_write_are_kept_without_overwrite(tmp
     assert (out / "cat.png").read_bytes() == b"the user's own cat"  # nothing touched
     assert sorted(os.listdir(out)) == ["cat.png", "index.html"]  # nothing added
     assert run(tmp_path, "--input", tmp_path / "cat.png", "--overwrite") == 0
-    assert Image.open(out / "cat.png").size == (8, 8) and "<table>" in (out / "index.html").read_text()
+    assert Image.open(out / "cat.png").size == (8, 8)
+    assert "<table>" in (out / "index.html").read_text()
 
 
 def test_a_glob_or_folder_never_reads_the_output_folder(tmp_path):
@@ -436,7 +437,8 @@ def test_read_only_out_is_a_one_line_error_before_anything_is_translated(tmp_pat
             run(tmp_path, "--input", tmp_path / "cat.png")
     finally:
         (tmp_path / "out").chmod(0o755)
-    assert str(e.value) == f"error: --out {tmp_path / 'out'}: cannot write there (Permission denied)"
+    assert str(e.value) == (f"error: --out {tmp_path / 'out'}: cannot write there "
+                            "(Permission denied)")
     assert os.listdir(tmp_path / "out") == []
 
 
