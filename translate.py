@@ -31,9 +31,9 @@ def shown(text):
     return re.sub(r"[\x00-\x1f\x7f]", "?", text.strip().split("\n")[0])
 
 
-def read_checkpoint(path, direction="x2y"):
-    """(state dict, name) of G (x2y) or F (y2x) in a train.py checkpoint, or of the one generator
-    in a file released with the authors' code (then `direction` does not apply)."""
+def read_generator(path, direction="x2y"):
+    """(Generator, name) for G (x2y) or F (y2x) of a train.py checkpoint, or for the one generator
+    of a file released with the authors' code (then `direction` does not apply)."""
     try:  # weights_only: tensors and plain values, never code
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -49,26 +49,23 @@ def read_checkpoint(path, direction="x2y"):
                          f"({type(e).__name__}: {shown(e)})") from None
     if isinstance(state, dict) and {"G", "F"} <= state.keys():
         name = "G" if direction == "x2y" else "F"
-        return state[name], f"{name} ({'X -> Y' if name == 'G' else 'Y -> X'})"
-    if isinstance(state, dict) and any(str(k).endswith("model.1.weight") for k in state):
-        return state, "the generator"
-    if isinstance(state, torch.Tensor):
+        state, which = state[name], f"{name} ({'X -> Y' if name == 'G' else 'Y -> X'})"
+    elif isinstance(state, dict) and any(str(k).endswith("model.1.weight") for k in state):
+        which = "the generator"
+    elif isinstance(state, torch.Tensor):
         raise ValueError(f"{path} holds one tensor of shape {tuple(state.shape)}, not a network: "
                          "give runs/NAME/latest.pt from train.py or a released generator .pth")
-    found = sorted(map(str, state))[:4] if isinstance(state, dict) else type(state).__name__
-    raise ValueError(f"{path}: unknown layout: expected keys 'G' and 'F' (train.py) or "
-                     f"'model.1.weight' (a released generator), found {found}")
-
-
-def build_generator(state, path, device="cpu"):
-    """A Generator holding `state` (read from `path`), on `device`, in eval mode."""
+    else:
+        found = sorted(map(str, state))[:4] if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{path}: unknown layout: expected keys 'G' and 'F' (train.py) or "
+                         f"'model.1.weight' (a released generator), found {found}")
     try:
         net = load_official_generator(state)
     except (ValueError, RuntimeError, KeyError, AttributeError, IndexError) as e:
         raise ValueError(f"{path}: not a generator of cyclegan.py's shape: {shown(e)}") from None
     if (net.model[1].in_channels, net.model[-2].out_channels) != (3, 3):
         raise ValueError(f"{path}: the generator does not map RGB to RGB")
-    return net.to(device).eval()  # eval: by convention; no dropout or running statistics here
+    return net, which
 
 
 def load_generator(path, direction="x2y", device="cpu"):
@@ -76,8 +73,8 @@ def load_generator(path, direction="x2y", device="cpu"):
 
         G = translate.load_generator("runs/horse2zebra/latest.pt")  # F: direction="y2x"
     """
-    state, _ = read_checkpoint(path, direction)
-    return build_generator(state, path, device)
+    net, _ = read_generator(path, direction)
+    return net.to(device).eval()  # eval: by convention; no dropout or running statistics here
 
 
 def pad_to_multiple_of_4(x):
@@ -275,9 +272,8 @@ def parse_args(argv=None):
     a = p.add_argument
     a("--checkpoint", required=True, help="runs/NAME/latest.pt from train.py, or a generator .pth "
                                           "released with the authors' code (e.g. horse2zebra.pth)")
-    a("--direction", choices=["x2y", "y2x"], default="x2y",
-      help="x2y applies G (X -> Y), y2x applies F (Y -> X). Ignored for a released .pth: it holds "
-           "one generator, whose direction its name gives (horse2zebra.pth: horses to zebras)")
+    a("--direction", choices=["x2y", "y2x"], default="x2y", help="x2y applies G (X -> Y), y2x "
+      "applies F (Y -> X); a released .pth holds one generator (horse2zebra.pth: horses to zebras)")
     a("--input", nargs="+", required=True,
       help="image files; folders, searched recursively for images; glob patterns in quotes")
     a("--out", required=True, help="output folder, created if missing; gets index.html too")
@@ -308,10 +304,10 @@ def main(argv=None):
     args = parse_args(argv)
     device = pick_device(args)
     try:
-        state, which = read_checkpoint(args.checkpoint, args.direction)
-        net = build_generator(state, args.checkpoint, device)
+        net, which = read_generator(args.checkpoint, args.direction)
     except (OSError, ValueError) as e:
         raise SystemExit(f"error: --checkpoint {shown(e)}")
+    net = net.to(device).eval()  # as load_generator does
     if not which.startswith(("G ", "F ")):
         print(f"note: {shown(args.checkpoint)} holds one generator (the authors' layout), "
               "so --direction is ignored")

@@ -324,7 +324,7 @@ def test_translate_py_the_api_and_the_training_sample_grid_agree(tmp_path):
     root = tmp_path / "data"
     for split, seed in (("testA", 1), ("testB", 2)):
         (root / split).mkdir(parents=True)
-        random_image(root / split / "0.png", 24, 24, seed=seed)
+        random_image(root / split / "0.png", 30, 30, seed=seed)  # shown at --crop_size 24
     # networks exactly as train.py makes them (channels-last memory) and its sample images
     args = types.SimpleNamespace(ngf=4, n_blocks=1, ndf=4, lr=2e-4, beta1=0.5)
     G, F = train.make_networks(args, torch.device("cpu"))[:2]
@@ -337,10 +337,11 @@ def test_translate_py_the_api_and_the_training_sample_grid_agree(tmp_path):
     for direction, split, in_grid in (("x2y", "testA", fake_y_in_grid),
                                       ("y2x", "testB", fake_x_in_grid)):
         net = translate.load_generator(tmp_path / "latest.pt", direction)
-        api = translate.translate_image(net, Image.open(root / split / "0.png"))
+        # the same bicubic resize: 30 x 30 to 24 x 24 (test_transform; --size 24, shorter side)
+        api = translate.translate_image(net, Image.open(root / split / "0.png"), size=24)
         assert (np.asarray(api) == in_grid).all()
         run(tmp_path, "--input", root / split, "--out", tmp_path / direction,
-            "--direction", direction)
+            "--direction", direction, "--size", 24)
         assert (pixels(tmp_path / direction / "0.png") == in_grid).all()
 
 
