@@ -96,15 +96,16 @@ def pad_to_multiple_of_4(x):
 def translate_tensor(net, x):
     """G(x) or F(y) of a (N, 3, H, W) batch in [-1, 1] (data.to_tensor's range), any H and W.
 
-    Computed on the generator's device, returned on x's, in the shape of x. The network's
+    Computed on the generator's device, returned on x's, in the shape and dtype of x. The network's
     train/eval mode does not matter: instance norm always uses each image's own statistics.
     """
     if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
         raise ValueError(f"expected a (N, 3, H, W) float batch in [-1, 1], got {x.dtype} of shape "
                          f"{tuple(x.shape)}: use data.to_tensor(image).unsqueeze(0)")
     H, W = x.shape[-2:]
-    real = x.to(next(net.parameters()).device)
-    return net(pad_to_multiple_of_4(real))[..., :H, :W].to(x.device)  # cropped back to (H, W)
+    weight = next(net.parameters())  # its device and precision (float32, or half on a GPU)
+    fake = net(pad_to_multiple_of_4(x.to(weight.device, weight.dtype)))[..., :H, :W]  # cropped
+    return fake.to(x.device, x.dtype)
 
 
 def resized_size(width, height, size):

@@ -308,6 +308,9 @@ def test_translate_tensor_keeps_the_shape_and_ignores_train_or_eval_mode(tmp_pat
     # instance norm always uses each image's own statistics and there is no dropout, so
     # train mode gives the same numbers (batch norm with running statistics would not)
     assert torch.equal(translate.translate_tensor(G.train(), real_x), fake_y)
+    # a network in half precision (bfloat16) takes the float32 batch and gives float32 back
+    half = translate.translate_tensor(Generator(ngf=4, n_blocks=1).bfloat16(), real_x)
+    assert half.dtype == torch.float32 and half.shape == (2, 3, 50, 37)
     with torch.no_grad():  # and each image alone gives what it gives in the batch
         alone = G.eval()(translate.pad_to_multiple_of_4(real_x[1:]))[..., :50, :37]
     assert torch.allclose(alone, fake_y[1:], atol=1e-6)
