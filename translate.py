@@ -140,9 +140,9 @@ def read_image(path, size=None, max_megapixels=16.0):
             w, h = resized_size(W, H, size)
             if w * h / 1e6 > max_megapixels:
                 raise ValueError(f"{W}x{H}{f' resized to {w}x{h}' if size else ''} is "
-                                 f"{w * h / 1e6:.1f} megapixels, more than --max_megapixels "
-                                 f"{max_megapixels:g}: {'use a smaller' if size else 'add'} "
-                                 "--size 1024 (say) to shrink it")
+                                 f"{w * h / 1e6:.3g} megapixels, more than --max_megapixels "
+                                 f"{max_megapixels:g}: " + ("use a smaller --size" if size else
+                                                            "add --size 1024 (say) to shrink it"))
             if limit and mp > max(max_megapixels, limit / 1e6):  # only with --size
                 raise ValueError(f"{W}x{H} is {mp:.0f} megapixels, more than Pillow decodes by "
                                  f"default ({limit / 1e6:.0f}, against decompression bombs): "

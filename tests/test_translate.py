@@ -362,8 +362,10 @@ def test_library_functions_raise_ordinary_exceptions_never_systemexit(tmp_path):
     with pytest.raises(ValueError, match=r"expected a \(N, 3, H, W\) float batch.*unsqueeze"):
         translate.translate_tensor(G, torch.zeros(3, 8, 8))  # one image without its batch axis
     random_image(tmp_path / "big.png", 40, 30)
-    with pytest.raises(ValueError, match="40x30 is 0.0 megapixels, more than --max_megapixels"):
-        translate.read_image(tmp_path / "big.png", max_megapixels=0.001)  # 1200 > 1000 pixels
+    # 40 * 30 = 1200 pixels = 0.0012 megapixels > 0.001
+    with pytest.raises(ValueError, match="40x30 is 0.0012 megapixels, more than --max_megapixels "
+                                         "0.001: add --size"):
+        translate.read_image(tmp_path / "big.png", max_megapixels=0.001)
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(OSError, match="not a readable image"):
         translate.read_image(tmp_path / "bad.png")
@@ -479,7 +481,7 @@ def test_file_names_that_are_not_utf8_are_translated_and_escaped_in_the_page(tmp
     assert "bad\\xff.png" in page
 
 
-def test_a_huge_size_is_refused_before_any_resize(tmp_path, monkeypatch):
+def test_a_huge_size_is_refused_before_any_resize(tmp_path, monkeypatch, capsys):
     random_image(tmp_path / "strip.png", 1, 400)  # 1 wide, 400 high
     # --size 5000: every image would be at least 5000 x 5000 = 25 megapixels > 16
     with pytest.raises(SystemExit):
@@ -492,6 +494,8 @@ def test_a_huge_size_is_refused_before_any_resize(tmp_path, monkeypatch):
     assert run(tmp_path, "--input", tmp_path / "strip.png", "--size", 100,
                "--max_megapixels", 1) == 1
     assert sizes == []
+    assert "1x400 resized to 100x40000 is 4 megapixels, more than --max_megapixels 1: use a " \
+           "smaller --size" in capsys.readouterr().err
 
 
 def test_pillows_decompression_limit_gives_way_to_max_megapixels(tmp_path, monkeypatch, capsys):
