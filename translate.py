@@ -19,6 +19,7 @@ import urllib.parse
 import torch
 from PIL import Image
 
+from checkpoints import tensor_digest
 from cyclegan import load_official_generator
 from data import IMAGE_EXTENSIONS, as_rgb, find_images, to_image, to_tensor
 from train import pick_device
@@ -48,6 +49,10 @@ def read_generator(path, direction="x2y"):
         raise ValueError(f"{path}: cannot read it, is it a complete torch.save file? "
                          f"({type(e).__name__}: {shown(e)})") from None
     if isinstance(state, dict) and {"G", "F"} <= state.keys():
+        stored = state.pop("tensor_sha256", None)  # saved by checkpoints.save_checkpoint
+        if stored is not None and stored != tensor_digest(state):
+            raise ValueError(f"{path} is corrupt: its tensors do not match the digest saved with "
+                             "them; use a kept copy epoch_NNN.pt from the same run")
         name = "G" if direction == "x2y" else "F"
         state, which = state[name], f"{name} ({'X -> Y' if name == 'G' else 'Y -> X'})"
     elif isinstance(state, dict) and any(str(k).endswith("model.1.weight") for k in state):
@@ -303,7 +308,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = pick_device(args)
+    try:
+        device = pick_device(args)
+    except ValueError as e:
+        raise SystemExit(f"error: {shown(e)}")
     try:
         net, which = read_generator(args.checkpoint, args.direction)
     except (OSError, ValueError) as e:

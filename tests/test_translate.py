@@ -541,3 +541,22 @@ def test_size_applies_to_a_phone_photo_as_it_is_shown_after_its_stored_rotation(
     assert run(tmp_path, "--input", tmp_path / "phone.jpg", "--size", 10) == 0
     # shown 20 x 40, shorter side 20 -> 10: 10 x 20 (the stored 40 x 20 would give 20 x 10)
     assert Image.open(tmp_path / "out" / "phone.png").size == (10, 20)
+
+
+def test_a_checkpoint_corrupted_inside_a_tensor_is_refused(tmp_path):
+    from checkpoints import save_checkpoint
+    G, F = tiny_checkpoint(tmp_path / "plain.pt")
+    save_checkpoint(str(tmp_path / "latest.pt"), {"G": G.state_dict(), "F": F.state_dict()})
+    assert translate.load_generator(tmp_path / "latest.pt") is not None  # whole: it loads
+    ckpt = torch.load(tmp_path / "latest.pt", weights_only=True)
+    ckpt["G"]["model.1.bias"][0] += 1.0  # one weight changed, the digest kept
+    torch.save(ckpt, tmp_path / "latest.pt")
+    with pytest.raises(ValueError, match=r"latest\.pt is corrupt: .*epoch_NNN\.pt"):
+        translate.load_generator(tmp_path / "latest.pt")
+
+
+def test_a_gpu_flag_without_a_gpu_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as e:
+        run(tmp_path, "--input", tmp_path, "--cuda")
+    assert str(e.value).startswith("error: --cuda: no GPU is visible to PyTorch")
