@@ -37,17 +37,22 @@ def find_images(folder):
 def load_rgb(path):
     """An image file as 8-bit RGB, whatever it holds: grayscale, 16-bit, palette, CMYK, alpha."""
     with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)  # phone photos: apply the stored rotation
-        if img.mode.startswith("I"):  # 16-bit grayscale (Pillow opens it as I or I;16)
-            a = np.asarray(img, dtype=np.float32) / 257.0  # 0..65535 -> 0..255, dark stays dark
-            img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
-        elif img.mode == "F":  # float grayscale, taken to lie in [0, 1]
-            a = np.asarray(img, dtype=np.float32) * 255.0
-            img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
-        if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-            img = img.convert("RGBA")  # transparent pixels become white, not what lies under them
-            return Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
-        return img.convert("RGB")
+        return as_rgb(img)
+
+
+def as_rgb(img):
+    """A PIL image as 8-bit RGB (load_rgb's conversion, for an image already open or in memory)."""
+    img = ImageOps.exif_transpose(img)  # phone photos: apply the stored rotation
+    if img.mode.startswith("I"):  # 16-bit grayscale (Pillow opens it as I or I;16)
+        a = np.asarray(img, dtype=np.float32) / 257.0  # 0..65535 -> 0..255, dark stays dark
+        img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    elif img.mode == "F":  # float grayscale, taken to lie in [0, 1]
+        a = np.asarray(img, dtype=np.float32) * 255.0
+        img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        img = img.convert("RGBA")  # transparent pixels become white, not what lies under them
+        return Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
+    return img.convert("RGB")
 
 
 def to_tensor(img):
