@@ -22,7 +22,7 @@ from PIL import Image
 from checkpoints import tensor_digest
 from cyclegan import load_official_generator
 from data import IMAGE_EXTENSIONS, as_rgb, find_images, to_image, to_tensor
-from train import pick_device
+from distributed import pick_device
 
 
 def shown(text):

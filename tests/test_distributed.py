@@ -202,3 +202,43 @@ def test_ctrl_c_under_torchrun_stops_every_rank_at_one_step_and_saves_once(tmp_p
     workers = subprocess.run(["pgrep", "-f", str(tmp_path / "run")], capture_output=True,
                              text=True).stdout.split()
     assert workers == [], "orphaned workers still run"
+
+
+CRASH_ONCE_AT_STEP_4 = """
+import os, sys
+sys.path.insert(0, {root!r})
+import torch, train
+if os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0" and os.environ["RANK"] == "1":
+    steps, step = [], torch.optim.Adam.step
+    def step_then_crash(self, *a, **k):  # rank 1 dies in the middle of step 4 (2 Adam steps each)
+        steps.append(1)
+        if len(steps) == 7:
+            os._exit(1)
+        return step(self, *a, **k)
+    torch.optim.Adam.step = step_then_crash
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+def test_an_elastic_restart_resumes_from_the_last_checkpoint(tmp_path):
+    data = make_images(tmp_path / "data", n=5)
+    script = tmp_path / "crash_once.py"
+    script.write_text(CRASH_ONCE_AT_STEP_4.format(root=ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "--max-restarts", "1", str(script), "--dataroot", str(data), "--out",
+           str(tmp_path / "run"), *FLAGS, "--save_every", "2", "--max_iters", "6"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "resumed" in done.stdout and "1 epochs and 0 iterations done" in done.stdout  # step 3
+    launch(data, tmp_path / "whole", 2, "--save_every", "2", "--max_iters", "6")
+    same_networks(torch.load(tmp_path / "whole" / "latest.pt", weights_only=True),
+                  torch.load(tmp_path / "run" / "latest.pt", weights_only=True))
+
+
+def test_mixed_precision_works_under_torchrun(tmp_path):
+    data = make_images(tmp_path / "data", n=5)
+    out = launch(data, tmp_path / "run", 2, "--amp", "--max_iters", "2")
+    assert "epoch 1/200 iter 2/3" in out
+    ckpt = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
+    assert ckpt["total_iters"] == 2 and ckpt["args"]["amp"]
