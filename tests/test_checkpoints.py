@@ -291,3 +291,15 @@ def test_an_output_folder_that_is_a_file_or_unwritable(tmp_path, data_dir, monke
     monkeypatch.setattr(os, "makedirs", read_only)
     with pytest.raises(SystemExit, match=r"--out .*run: cannot write there \(Permission denied"):
         run(tmp_path)
+
+
+def test_a_dataroot_that_is_a_file_or_holds_no_decodable_image(tmp_path, data_dir):
+    (tmp_path / "data.zip").write_bytes(b"PK")
+    with pytest.raises(SystemExit) as e:
+        train.main(["--dataroot", str(tmp_path / "data.zip"), "--out", str(tmp_path / "run")])
+    assert str(e.value.code).startswith("error: --dataroot") and "\n" not in str(e.value.code)
+    for f in os.listdir(data_dir / "trainA"):  # every image of X replaced by junk
+        (data_dir / "trainA" / f).write_bytes(b"not an image")
+    with pytest.raises(SystemExit) as e:
+        run(tmp_path)
+    assert "trainA" in str(e.value.code) and "\n" not in str(e.value.code)
