@@ -13,6 +13,7 @@ import sys
 
 import torch
 
+import checkpoints
 import fid
 from cyclegan import Generator
 from data import UnpairedDataset, is_toy, resolve_dataroot
@@ -168,6 +169,10 @@ def load_checkpoint(path):
         found = sorted(map(str, ckpt))[:4] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ValueError(f"checkpoint {path} is not a train.py checkpoint: expected a dict with "
                          f"keys G, F, epoch, args; found {found}")
+    stored = ckpt.pop("tensor_sha256", None)  # train.py saves it: torch.load checks no tensor
+    if stored is not None and stored != checkpoints.tensor_digest(ckpt):
+        raise ValueError(f"checkpoint {path} is corrupt: its tensors do not match the digest "
+                         "saved with them; score an earlier epoch_NNN.pt of the run instead")
     args = ckpt["args"]
     G = Generator(ngf=args["ngf"], n_blocks=args["n_blocks"])  # X -> Y
     F = Generator(ngf=args["ngf"], n_blocks=args["n_blocks"])  # Y -> X

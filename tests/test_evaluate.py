@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+import checkpoints
 import evaluate
 import fid
 from cyclegan import Generator
@@ -210,6 +211,23 @@ def test_a_plain_tensor_is_not_a_checkpoint(tmp_path):
                                          "expected a dict with keys G, F, epoch, args; found "
                                          "Tensor$"):
         evaluate.main([path])
+
+
+def test_a_checkpoint_whose_tensors_changed_after_saving_is_refused(tmp_path):
+    path = save_checkpoint(str(tmp_path / "latest.pt"), str(tmp_path))
+    state = torch.load(path, weights_only=True)
+    checkpoints.save_checkpoint(path, state)  # as train.py writes it: with a digest of the tensors
+    state = torch.load(path, weights_only=True)
+    weight = state["G"]["model.1.weight"]
+    original = weight[0, 0, 0, 0].item()
+    weight[0, 0, 0, 0] = original + 1  # one number changed, the digest left as it was
+    torch.save(state, path)
+    with pytest.raises(SystemExit, match=r"^error: checkpoint .*latest\.pt is corrupt: its tensors "
+                                         "do not match the digest"):
+        evaluate.main([path])
+    weight[0, 0, 0, 0] = original  # put back: the same file loads again
+    torch.save(state, path)
+    assert evaluate.load_checkpoint(path)[2]["epoch"] == 3
 
 
 class Payload:  # pickled by reference: loading it would import and run code of our choosing
