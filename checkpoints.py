@@ -67,11 +67,13 @@ def save_checkpoint(path, state):
 
 
 def first_line(e):
-    """The first line of an exception's message, without terminal colour codes."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().split("\n")[0]
+    """An exception's message as one printable line: its first line, with terminal escape codes
+    and other control characters (a crafted file name or pickle can carry them) shown as '?'."""
+    text = str(e).strip().split("\n")[0] if str(e).strip() else type(e).__name__
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def load_checkpoint(path, device="cpu"):
+def load_checkpoint(path, device="cpu", need=("G", "F", "D_X", "D_Y", "args")):
     """A train.py checkpoint, read with weights_only=True (tensors and plain values, never code)
     and checked against its digest. Raises CheckpointError saying what is wrong and what to do."""
     if not os.path.exists(path):
@@ -79,16 +81,19 @@ def load_checkpoint(path, device="cpu"):
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # truncated, not a torch file, a folder, pickled code
-        if "Weights only load failed" in str(e):
-            culprit = re.search(r"GLOBAL (\S+)", str(e))
-            raise CheckpointError(f"{path} refused: it holds pickled Python objects"
-                                  f"{f' ({culprit[1]})' if culprit else ''}, not only tensors, "
-                                  "and loading them could run code") from None
-        raise CheckpointError(f"cannot read {path}, is it a complete checkpoint? "
-                              f"({type(e).__name__}: {first_line(e)})") from None
-    if not isinstance(ckpt, dict) or not {"G", "F", "D_X", "D_Y", "args"} <= set(ckpt):
+        culprit = re.search(r"GLOBAL (\S+)", str(e))  # a class or function named in the pickle
+        if culprit:
+            raise CheckpointError(f"{path} refused: it holds pickled Python objects "
+                                  f"({first_line(culprit[1])}), not only tensors, and loading "
+                                  "them could run code") from None
+        # torch's own text here advises loading without weights_only: never to be followed
+        why = "" if "Weights only" in str(e) else f" ({type(e).__name__}: {first_line(e)})"
+        raise CheckpointError(f"cannot read {path}: not a complete file written by torch.save"
+                              f"{why}") from None
+    if not isinstance(ckpt, dict) or not set(need) <= set(ckpt):
         what = (f"a {type(ckpt).__name__}" if not isinstance(ckpt, dict) else
-                "one generator's weights (the authors' released layout); translate.py reads it"
+                "one generator's weights (the authors' released layout): translate.py applies it, "
+                "and evaluate.py --fid scores what it writes"
                 if any(str(k).endswith("model.1.weight") for k in ckpt) else
                 f"a dict with keys {sorted(map(str, ckpt))[:5]}")
         raise CheckpointError(f"{path} is not a train.py checkpoint: it holds {what}")

@@ -8,15 +8,16 @@ image of the target domain. Real data: G(testA) against testB and F(testB) again
 """
 import argparse
 import os
-import re
 import sys
 
 import torch
 
 import checkpoints
 import fid
+import report
 from cyclegan import Generator
 from data import UnpairedDataset, is_toy, resolve_dataroot
+from distributed import pick_device
 
 
 def load_pairs(root, crop_size, device="cpu"):
@@ -24,7 +25,7 @@ def load_pairs(root, crop_size, device="cpu"):
     test = UnpairedDataset(root, "test", crop_size, crop_size)
     names = {d: [os.path.basename(p) for p in test.paths[d]] for d in ("X", "Y")}
     if names["X"] != names["Y"]:
-        raise SystemExit(f"error: {root}/testA and testB do not hold the same file names, so they "
+        raise ValueError(f"{root}/testA and testB do not hold the same file names, so they "
                          "cannot be ground-truth pairs")
     x = torch.stack([test.load("X", k, None) for k in range(len(test.paths["X"]))])
     y = torch.stack([test.load("Y", k, None) for k in range(len(test.paths["Y"]))])
@@ -85,9 +86,10 @@ def translate(net, images, device, batch_size=10):
 
 
 def scores(f1, f2, seed):
-    """FID and KID of two feature sets, the first part of a printed line."""
+    """FID and KID of two feature sets: the first part of a printed line, and the numbers."""
     k, spread = fid.kid(f1, f2, seed=seed)
-    return f"FID {fid.fid(f1, f2):7.2f} | KID {k:7.4f} ± {spread:.4f}"
+    d = fid.fid(f1, f2)
+    return f"FID {d:7.2f} | KID {k:7.4f} ± {spread:.4f}", {"FID": d, "KID": k}
 
 
 LETTER = {"X": "A", "Y": "B"}  # as in data.py: testA holds domain X, testB domain Y
@@ -101,19 +103,20 @@ def real_data_report(G, F, checkpoint, root, size, features, tail, seed, cache):
         test = {d: split_images(root, "test", d, size)[0] for d in "XY"}
         cache[root, size] = test, {d: features(test[d]) for d in "XY"}
         feats, nx, ny = cache[root, size][1], len(test["X"]), len(test["Y"])
-        yield (f"{scores(feats['X'], feats['Y'], seed)} | no translation: testA (all {nx}) vs "
-               f"testB (all {ny}) | {tail}")
+        yield (f"{scores(feats['X'], feats['Y'], seed)[0]} | no translation: testA (all {nx}) "
+               f"vs testB (all {ny}) | {tail}", {})
         for d in "YX":
             n, L = len(test[d]), LETTER[d]
             train, n_train = split_images(root, "train", d, size, n)
-            yield (f"{scores(features(train), feats[d], seed)} | as good as real: train{L} "
-                   f"({len(train)} of {n_train}, evenly spaced) vs test{L} (all {n}) | {tail}")
+            yield (f"{scores(features(train), feats[d], seed)[0]} | as good as real: train{L} "
+                   f"({len(train)} of {n_train}, evenly spaced) vs test{L} (all {n}) | {tail}", {})
     (test, feats), device = cache[root, size], next(G.parameters()).device
     for net, name, source, target in ((G, "G", "X", "Y"), (F, "F", "Y", "X")):
         fakes = translate(net, test[source], device)
-        yield (f"{scores(features(fakes), feats[target], seed)} | {name}(test{LETTER[source]}) "
-               f"(all {len(fakes)}) vs test{LETTER[target]} (all {len(test[target])}) | "
-               f"{checkpoint} | {tail}")
+        text, values = scores(features(fakes), feats[target], seed)
+        yield (f"{text} | {name}(test{LETTER[source]}) (all {len(fakes)}) vs "
+               f"test{LETTER[target]} (all {len(test[target])}) | {checkpoint} | {tail}",
+               {f"{k} {name}": v for k, v in values.items()})
 
 
 PROTOCOL = ("protocol: FID (float64) and KID (unbiased MMD^2, cubic kernel, all pairs; ± is the "
@@ -122,57 +125,16 @@ PROTOCOL = ("protocol: FID (float64) and KID (unbiased MMD^2, cubic kernel, all 
             "pytorch-fid. FID on ~100 images is biased upward; compare at equal counts, with KID.")
 
 
-def one_line(e):
-    """An exception's message as one printable line: the first line, with terminal escape codes
-    and other control characters (which a crafted file name or pickle can carry) shown as '?'."""
-    text = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
-    return "".join(c if c.isprintable() else "?" for c in text)
-
-
-def pick_device(cuda, name):
-    """The device of --cuda / --device; asking for a GPU that is not there is the flag's error."""
-    flag = f"--device {name}" if name else "--cuda"
-    try:
-        device = torch.device(name or ("cuda" if cuda else "cpu"))
-    except RuntimeError:
-        raise ValueError(f"--device {name}: not a device name (try cpu, cuda, cuda:1)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{flag}: no GPU is visible to PyTorch; drop the flag to run on the CPU, "
-                         "or install a CUDA build of torch")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"{flag}: only {torch.cuda.device_count()} GPU(s) are visible")
-    return device
+one_line = checkpoints.first_line  # an exception as one printable line
 
 
 def load_checkpoint(path):
     """G, F (on the CPU) and the dict of a train.py checkpoint; any other file is refused with
     the reason: an authors' generator file, a bare tensor, pickled code, a damaged file."""
-    try:  # weights_only: a checkpoint file must never run code
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint {path}: no such file") from None
-    except Exception as e:  # pickled code; a folder, a truncated file, not a torch file at all
-        culprit = re.search(r"GLOBAL (\S+)", str(e))  # a class or function named in the pickle
-        if culprit:
-            raise ValueError(f"checkpoint {path} refused: it holds more than tensors and plain "
-                             f"values ({culprit[1]}), and unpickling anything else could run "
-                             "code") from None
-        # torch's own text here is advice to load without weights_only: never to be followed
-        why = "" if "Weights only" in str(e) else f" ({type(e).__name__}: {one_line(e)})"
-        raise ValueError(f"cannot read checkpoint {path}: not a complete file written by "
-                         f"torch.save{why}") from None
-    if isinstance(ckpt, dict) and any(str(k).endswith("model.1.weight") for k in ckpt):
-        raise ValueError(f"checkpoint {path} holds one generator (the authors' released layout), "
-                         "not train.py's G and F: translate testA with translate.py --checkpoint "
-                         f"{path}, then score the outputs with evaluate.py --fid OUT DIR/testB")
-    if not isinstance(ckpt, dict) or not {"G", "F", "epoch", "args"} <= ckpt.keys():
-        found = sorted(map(str, ckpt))[:4] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"checkpoint {path} is not a train.py checkpoint: expected a dict with "
-                         f"keys G, F, epoch, args; found {found}")
-    stored = ckpt.pop("tensor_sha256", None)  # train.py saves it: torch.load checks no tensor
-    if stored is not None and stored != checkpoints.tensor_digest(ckpt):
-        raise ValueError(f"checkpoint {path} is corrupt: its tensors do not match the digest "
-                         "saved with them; score an earlier epoch_NNN.pt of the run instead")
+    try:  # weights_only, and the digest of its tensors checked: see checkpoints.py
+        ckpt = checkpoints.load_checkpoint(path, need=("G", "F", "epoch", "args"))
+    except checkpoints.CheckpointError as e:
+        raise ValueError(str(e)) from None
     args = ckpt["args"]
     G = Generator(ngf=args["ngf"], n_blocks=args["n_blocks"])  # X -> Y
     F = Generator(ngf=args["ngf"], n_blocks=args["n_blocks"])  # Y -> X
@@ -190,8 +152,20 @@ def score_folders(dir1, dir2, device, seed):
     images = [fid.read_folder(folder) for folder in (dir1, dir2)]
     sizes = sorted({f"{im.shape[2]}x{im.shape[1]}" for ims in images for im in ims})
     f1, f2 = (fid.features(network.to(device), ims, device=device) for ims in images)
-    return (f"{scores(f1, f2, seed)} | {dir1} (all {len(f1)}) vs {dir2} (all {len(f2)}) | "
+    return (f"{scores(f1, f2, seed)[0]} | {dir1} (all {len(f1)}) vs {dir2} (all {len(f2)}) | "
             f"as saved: {', '.join(sizes)} px | network sha256 {sha[:8]} | KID seed {seed}")
+
+
+def add_to_results_page(path, ckpt, values):
+    """FID and KID of a checkpoint in a train.py run folder join its metrics.csv, and so the
+    curve on its index.html (report.py), at the checkpoint's epoch."""
+    run = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(os.path.join(run, "loss_log.csv")):
+        return  # a checkpoint copied elsewhere: nothing to add to
+    report.append_metrics(run, ckpt["epoch"], values)
+    report.write_index(run, f"CycleGAN: {run}",
+                       {k: v for k, v in ckpt["args"].items() if k != "explicit"})
+    print(f"added to {os.path.join(run, 'metrics.csv')} and index.html (epoch {ckpt['epoch']})")
 
 
 def parse_args(argv=None):
@@ -220,7 +194,7 @@ def parse_args(argv=None):
 def main(argv=None):
     a = parse_args(argv)
     try:
-        device = pick_device(a.cuda, a.device)
+        device = pick_device(a)
         network, skipped = None, False
         if a.fid:
             line = score_folders(*a.fid, device, a.seed)
@@ -249,10 +223,13 @@ def main(argv=None):
                     skipped = True
                     continue
             tail = f"{size}x{size} px | network sha256 {sha[:8]} | KID seed {a.seed}"
-            for line in real_data_report(G, F, f"{path} (epoch {ckpt['epoch']})", root, size,
-                                         lambda ims: fid.features(network, ims, device=device),
-                                         tail, a.seed, cache):
+            found = {}
+            for line, values in real_data_report(
+                    G, F, f"{path} (epoch {ckpt['epoch']})", root, size,
+                    lambda ims: fid.features(network, ims, device=device), tail, a.seed, cache):
                 print(line, flush=True)
+                found.update(values)
+            add_to_results_page(path, ckpt, found)
     except (ValueError, OSError, RuntimeError) as e:
         raise SystemExit(f"error: {one_line(e)}")
     return 0

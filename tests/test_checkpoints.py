@@ -108,8 +108,8 @@ def test_a_corrupt_latest_names_the_newest_good_kept_copy(tmp_path, data_dir):
     run(tmp_path, *TWO_EPOCHS)
     out = tmp_path / "run"
     (out / "latest.pt").write_bytes((out / "latest.pt").read_bytes()[:1000])  # truncated
-    with pytest.raises(SystemExit, match=r"latest.pt, is it a complete checkpoint.*newest good "
-                                         r"kept copy is .*epoch_002.pt: `cp "):
+    with pytest.raises(SystemExit, match=r"cannot read .*latest.pt: not a complete file .*newest "
+                                         r"good kept copy is .*epoch_002.pt: `cp "):
         run(tmp_path, "--resume")
     os.replace(out / "epoch_002.pt", out / "latest.pt")  # what the message says to do
     assert run(tmp_path, "--resume") == 0
@@ -117,7 +117,7 @@ def test_a_corrupt_latest_names_the_newest_good_kept_copy(tmp_path, data_dir):
 
 @pytest.mark.parametrize("content,message", [
     (torch.ones(3), "not a train.py checkpoint: it holds a Tensor"),
-    ({"model.1.weight": torch.ones(1)}, "one generator's weights .* translate.py reads it"),
+    ({"model.1.weight": torch.ones(1)}, "one generator's weights .*: translate.py applies it"),
 ])
 def test_resume_from_a_file_that_is_not_a_checkpoint(tmp_path, data_dir, content, message):
     os.makedirs(tmp_path / "run")

@@ -127,8 +127,9 @@ def test_doing_nothing_scores_exactly_the_no_translation_reference(tmp_path):
         identity.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
         identity.bias.zero_()
     net = StandIn()
-    lines = list(evaluate.real_data_report(identity, identity, "ckpt (epoch 1)", root, 24,
-                                           lambda ims: fid.features(net, ims), "TAIL", 0, {}))
+    report = list(evaluate.real_data_report(identity, identity, "ckpt (epoch 1)", root, 24,
+                                            lambda ims: fid.features(net, ims), "TAIL", 0, {}))
+    lines = [line for line, _ in report]
     assert [line.split(" | ")[2] for line in lines] == [
         "no translation: testA (all 3) vs testB (all 4)",
         "as good as real: trainB (4 of 8, evenly spaced) vs testB (all 4)",
@@ -155,6 +156,20 @@ def test_one_command_scores_a_checkpoint_with_its_protocol(tmp_path, monkeypatch
         assert line.endswith("| 24x24 px | network sha256 0123abcd | KID seed 0")
     assert f"G(testA) (all 3) vs testB (all 4) | {ckpt} (epoch 3) |" in lines[4]
     assert f"F(testB) (all 4) vs testA (all 3) | {ckpt} (epoch 3) |" in lines[7]
+
+
+def test_scores_of_a_checkpoint_in_a_run_folder_join_its_results_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(fid, "load_network", stand_in_network)
+    root = make_dataset(str(tmp_path / "data"))
+    run = tmp_path / "run"
+    os.makedirs(run / "samples")
+    (run / "loss_log.csv").write_text("epoch,iter,total_iter\n")  # what train.py writes first
+    ckpt = save_checkpoint(str(run / "epoch_003.pt"), root)
+    assert evaluate.main([ckpt]) == 0
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].split(",") == ["epoch", "FID G", "KID G", "FID F", "KID F"]
+    assert rows[1].startswith("3,")  # the checkpoint's epoch
+    assert "metrics.png" in (run / "index.html").read_text()
 
 
 def test_on_the_toy_the_ground_truth_comes_first_then_fid(tmp_path, monkeypatch, capsys):
@@ -199,17 +214,17 @@ def test_a_network_file_with_another_checksum_is_refused_before_loading(tmp_path
 def test_an_authors_generator_file_is_named_as_such(tmp_path):
     path = str(tmp_path / "horse2zebra.pth")
     torch.save(Generator(ngf=4, n_blocks=1).state_dict(), path)  # keys model.1.weight, ...
-    with pytest.raises(SystemExit, match=r"^error: checkpoint .*horse2zebra\.pth holds one "
-                                         r"generator \(the authors' released layout\)"):
+    with pytest.raises(SystemExit, match=r"^error: .*horse2zebra\.pth is not a train.py "
+                                         r"checkpoint: it holds one generator's weights \(the "
+                                         r"authors' released layout\): translate.py applies it"):
         evaluate.main([path])
 
 
 def test_a_plain_tensor_is_not_a_checkpoint(tmp_path):
     path = str(tmp_path / "latest.pt")
     torch.save(torch.zeros(3), path)
-    with pytest.raises(SystemExit, match="^error: checkpoint .* is not a train.py checkpoint: "
-                                         "expected a dict with keys G, F, epoch, args; found "
-                                         "Tensor$"):
+    with pytest.raises(SystemExit, match="^error: .* is not a train.py checkpoint: "
+                                         "it holds a Tensor$"):
         evaluate.main([path])
 
 
@@ -222,7 +237,7 @@ def test_a_checkpoint_whose_tensors_changed_after_saving_is_refused(tmp_path):
     original = weight[0, 0, 0, 0].item()
     weight[0, 0, 0, 0] = original + 1  # one number changed, the digest left as it was
     torch.save(state, path)
-    with pytest.raises(SystemExit, match=r"^error: checkpoint .*latest\.pt is corrupt: its tensors "
+    with pytest.raises(SystemExit, match=r"^error: .*latest\.pt is corrupt: its tensors "
                                          "do not match the digest"):
         evaluate.main([path])
     weight[0, 0, 0, 0] = original  # put back: the same file loads again
@@ -240,7 +255,7 @@ def test_a_pickled_object_is_refused_in_one_plain_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         evaluate.main([path])
     message = str(e.value)
-    assert message.startswith(f"error: checkpoint {path} refused: it holds more than tensors")
+    assert message.startswith(f"error: {path} refused: it holds pickled Python")
     assert "could run code" in message and "Payload" in message
     assert "\n" not in message and "\x1b" not in message  # torch's advice has both
     assert "weights_only" not in message

@@ -109,6 +109,6 @@ def test_the_toy_is_the_default_dataset():
 
 def test_evaluate_names_an_unreadable_checkpoint(tmp_path):
     (tmp_path / "latest.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(SystemExit, match="cannot read checkpoint .*latest.pt: not a complete "
+    with pytest.raises(SystemExit, match="error: cannot read .*latest.pt: not a complete "
                                          "file written by torch.save$"):
         evaluate.main([str(tmp_path / "latest.pt")])  # not torch's advice to drop weights_only
