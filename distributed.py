@@ -178,9 +178,11 @@ class StopFlag:
     def __init__(self, quiet=False):
         self.signum, self.quiet = 0, quiet  # quiet: ranks other than 0 say nothing
         self.saved = {}
-        for s in map(lambda name: getattr(signal, name), self.SIGNALS):
-            if signal.getsignal(s) != signal.SIG_IGN:  # e.g. SIGHUP under nohup stays ignored
-                self.saved[s] = signal.signal(s, self.handle)
+        for name in self.SIGNALS:
+            s = getattr(signal, name)
+            if name == "SIGHUP" and signal.getsignal(s) == signal.SIG_IGN:
+                continue  # started with nohup: a closed terminal must not stop the run
+            self.saved[s] = signal.signal(s, self.handle)
 
     @property
     def stop(self):

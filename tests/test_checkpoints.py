@@ -24,25 +24,29 @@ def data_dir(tmp_path):
     return make_images(tmp_path / "data")
 
 
-def python(tmp_path, code, *flags, limit_bytes=None, wait_for=None, send=None):
+def python(tmp_path, code, *flags, limit_bytes=None, wait_for=None, send=None, nohup=False):
     """Run train.main(flags) in a fresh process after `code`; optionally with a file-size limit
     (a disk that fills part-way through a write) or a signal sent once a line is printed."""
     script = textwrap.dedent(code) + "\nimport sys, train\nsys.exit(train.main(sys.argv[1:]))\n"
     cmd = [sys.executable, "-c", script, "--dataroot", str(tmp_path / "data"), "--out",
            str(tmp_path / "run"), *TINY, *flags]
 
-    def full_disk():  # writes past limit_bytes fail with "File too large", as a full disk does
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    def start():
+        # A terminal session's signals, even where pytest itself runs under nohup (which would
+        # leave SIGHUP ignored, and train.py keeps an ignored SIGHUP ignored).
+        signal.signal(signal.SIGHUP, signal.SIG_IGN if nohup else signal.SIG_DFL)
+        if limit_bytes is not None:  # writes past the limit fail with "File too large", as
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes to a full disk fail
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                         preexec_fn=full_disk if limit_bytes is not None else None)
-    if wait_for:
-        for line in p.stdout:
-            if line.startswith(wait_for):
-                p.send_signal(send)
+                         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=start)
+    for line in p.stdout if wait_for else ():
+        if line.startswith(wait_for):
+            p.send_signal(send)
+            if not nohup:
                 break
+            wait_for, send = "epoch 1/200 iter 4/5", signal.SIGTERM  # then stop it for good
     out = p.communicate(timeout=120)[0]
     return p.returncode, out
 
@@ -209,6 +213,14 @@ def test_a_closed_terminal_saves_like_sigterm(tmp_path, data_dir):
     assert code == 128 + signal.SIGHUP, out
     ckpt = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
     assert ckpt["total_iters"] >= 2
+
+
+def test_a_run_started_with_nohup_keeps_running_when_the_terminal_closes(tmp_path, data_dir):
+    code, out = python(tmp_path, "", "--print_every", "1", wait_for="epoch 1/200 iter 2/5",
+                       send=signal.SIGHUP, nohup=True)
+    # SIGHUP at iteration 2 changed nothing: the run went on to iteration 4, where SIGTERM
+    # stopped it (a run stopped by SIGHUP would have exited with 129 at iteration 3)
+    assert code == 128 + signal.SIGTERM, out
 
 
 # --- NaN, the schedule on resume, flags --------------------------------------------------------
