@@ -1,9 +1,10 @@
 """Unpaired training data for CycleGAN (arXiv:1703.10593v7, Sec. 4 and appendix 7.1).
 
 The dataset folder holds domain X in `trainA`/`testA` and domain Y in `trainB`/`testB`, the layout
-of the authors' datasets. Each item pairs one image of X with a randomly drawn image of Y. Also
-here: the image transforms (Pillow and numpy), the history pool of 50 fakes (Sec. 4), the toy
-domains (shapes in two styles, drawn on first use), and `python data.py download NAME`.
+of the authors' datasets (or `train/A`, `train/B`, `test/A`, `test/B`). Each item pairs one image
+of X with a randomly drawn image of Y. Also here: the image transforms (Pillow and numpy), the
+history pool of 50 fakes (Sec. 4), the toy domains (shapes in two styles, drawn on first use), and
+`python data.py download NAME`. Functions raise OSError or ValueError; only main() prints errors.
 """
 import http.client
 import os
@@ -11,6 +12,7 @@ import random
 import shutil
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 import zipfile
 
@@ -35,17 +37,22 @@ def find_images(folder):
 def load_rgb(path):
     """An image file as 8-bit RGB, whatever it holds: grayscale, 16-bit, palette, CMYK, alpha."""
     with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)  # phone photos: apply the stored rotation
-        if img.mode.startswith("I"):  # 16-bit grayscale (Pillow opens it as I or I;16)
-            a = np.asarray(img, dtype=np.float32) / 257.0  # 0..65535 -> 0..255, dark stays dark
-            img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
-        elif img.mode == "F":  # float grayscale, taken to lie in [0, 1]
-            a = np.asarray(img, dtype=np.float32) * 255.0
-            img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
-        if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-            img = img.convert("RGBA")  # transparent pixels become white, not what lies under them
-            return Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
-        return img.convert("RGB")
+        return as_rgb(img)
+
+
+def as_rgb(img):
+    """A PIL image as 8-bit RGB (load_rgb's conversion, for an image already open or in memory)."""
+    img = ImageOps.exif_transpose(img)  # phone photos: apply the stored rotation
+    if img.mode.startswith("I"):  # 16-bit grayscale (Pillow opens it as I or I;16)
+        a = np.asarray(img, dtype=np.float32) / 257.0  # 0..65535 -> 0..255, dark stays dark
+        img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    elif img.mode == "F":  # float grayscale, taken to lie in [0, 1]
+        a = np.asarray(img, dtype=np.float32) * 255.0
+        img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        img = img.convert("RGBA")  # transparent pixels become white, not what lies under them
+        return Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
+    return img.convert("RGB")
 
 
 def to_tensor(img):
@@ -79,36 +86,75 @@ def test_transform(img, crop_size):
     return to_tensor(img.resize((crop_size, crop_size), Image.Resampling.BICUBIC))
 
 
+def split_folders(root, phase="train"):
+    """The folders of X and Y for one split, and the layout found: `trainA/`, `trainB/` (the
+    authors'), or `train/A/`, `train/B/` (other implementations). trainA (or train/A) holds X."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise NotADirectoryError(f"{root} is a file, not a folder: give the folder that holds "
+                                 f"{phase}A/ and {phase}B/ (or {phase}/A/ and {phase}/B/)")
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: no such folder")
+    for layout, x, y in ((f"{phase}A/ and {phase}B/", phase + "A", phase + "B"),
+                         (f"{phase}/A/ and {phase}/B/", os.path.join(phase, "A"),
+                          os.path.join(phase, "B"))):
+        if os.path.isdir(os.path.join(root, x)) and os.path.isdir(os.path.join(root, y)):
+            return os.path.join(root, x), os.path.join(root, y), layout
+    raise FileNotFoundError(f"{root} holds neither {phase}A/ and {phase}B/ nor {phase}/A/ and "
+                            f"{phase}/B/: put the images of domain X in the first folder of "
+                            "either pair and those of Y in the second")
+
+
+def has_split(root, phase):
+    """Whether a dataset folder holds the split `phase` (train or test) in either layout."""
+    try:
+        split_folders(root, phase)
+        return True
+    except OSError:
+        return False
+
+
+def usable_images(folder):
+    """The image files under `folder` that Pillow opens, the first of them decoded in full (a
+    header can be fine and the pixels not). Each file that fails is reported by name and skipped."""
+    found = find_images(folder)
+    if not found:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}: put "
+                                "the domain's images there")
+    paths, bad = [], []
+    for p in found:
+        try:
+            with Image.open(p):  # reads the header only: cheap, catches non-images
+                paths.append(p)
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            bad.append(p)
+            print(f"warning: skipping {p}: not a readable image ({e})", file=sys.stderr)
+    while paths:
+        try:
+            load_rgb(paths[0])
+            break
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            bad.append(paths.pop(0))
+            print(f"warning: skipping {bad[-1]}: cannot decode it ({e})", file=sys.stderr)
+    if bad:
+        print(f"warning: skipped {len(bad)} unreadable files in {folder}", file=sys.stderr)
+    if not paths:
+        raise ValueError(f"none of the {len(found)} image files in {folder} decodes (the first: "
+                         f"{os.path.basename(found[0])}): replace them with readable images")
+    return paths
+
+
 class UnpairedDataset(torch.utils.data.Dataset):
     """Images of X (`trainA`) and Y (`trainB`), unaligned: item i is A[i] with a random B.
 
     An epoch has max(|A|, |B|) items. Randomness (which B, crop, flip) comes from (seed, epoch, i)
     alone, so the same seed gives the same data in any order, with any number of workers, and a
-    resumed run sees exactly what an uninterrupted one would have.
+    resumed run sees exactly what an uninterrupted one would have. It holds only paths and
+    numbers, so it pickles: loader workers started with spawn (macOS, Windows) get a copy.
     """
 
     def __init__(self, root, phase="train", load_size=286, crop_size=256, seed=0):
-        self.paths = {}
-        for letter in "AB":
-            if not os.path.isdir(os.path.join(root, phase + letter)):
-                raise SystemExit(f"error: {os.path.join(root, phase + letter)} is missing: "
-                                 "--dataroot must hold trainA/ (domain X) and trainB/ (domain Y), "
-                                 "and testA/, testB/ for samples")
-        for domain, letter in (("X", "A"), ("Y", "B")):
-            folder = os.path.join(root, phase + letter)
-            paths, bad = [], []
-            for p in find_images(folder):
-                try:
-                    with Image.open(p):  # reads the header only: cheap, catches non-images
-                        paths.append(p)
-                except (OSError, ValueError, Image.DecompressionBombError) as e:
-                    bad.append(p)
-                    print(f"warning: skipping {p}: not a readable image ({e})", file=sys.stderr)
-            if bad:
-                print(f"warning: skipped {len(bad)} unreadable files in {folder}", file=sys.stderr)
-            if not paths:
-                raise SystemExit(f"error: no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
-            self.paths[domain] = paths
+        folder_x, folder_y, self.layout = split_folders(root, phase)
+        self.paths = {"X": usable_images(folder_x), "Y": usable_images(folder_y)}
         self.phase, self.load_size, self.crop_size, self.seed = phase, load_size, crop_size, seed
         self.epoch = 0
 
@@ -129,7 +175,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
             if self.phase == "train" and rng is not None:
                 return train_transform(img, self.load_size, self.crop_size, rng)
             return test_transform(img, self.crop_size)
-        raise RuntimeError(f"no image of {os.path.dirname(paths[0])} could be decoded")
+        raise ValueError(f"no image file of {os.path.dirname(paths[0])} decodes any more")
 
     def __getitem__(self, i):
         rng = np.random.default_rng([self.seed, self.epoch, i])
@@ -235,7 +281,8 @@ def make_toy(folder, n_train=1000, n_test=100, size=32, seed=0):
             if f.read() == about:
                 return folder
     elif os.path.exists(folder):  # never overwrite a folder this function did not draw
-        raise SystemExit(f"error: {folder} exists, but holds no toy.txt: move it to draw the toy")
+        raise FileExistsError(f"{folder} exists, but holds no toy.txt: move it away to draw the "
+                              "toy there")
     print(f"drawing the toy domains into {folder}/ (once)", flush=True)
     part = folder + ".part"  # drawn aside, then renamed: an interrupted run leaves no half dataset
     shutil.rmtree(part, ignore_errors=True)
@@ -265,70 +312,119 @@ def resolve_dataroot(dataroot):
     downloaded gets the command that fetches it. "toy" draws the toy domains on first use."""
     if dataroot == "toy":
         return make_toy(os.path.join("datasets", "toy"))
+    if os.path.exists(dataroot) and not os.path.isdir(dataroot):
+        hint = " (unpack it first)" if dataroot.lower().endswith(".zip") else ""
+        raise NotADirectoryError(f"--dataroot {dataroot} is a file, not a folder{hint}: give the "
+                                 "folder that holds trainA/ and trainB/ (or train/A/ and train/B/)")
     for folder in (dataroot, os.path.join("datasets", dataroot)):
         if os.path.isdir(folder):
             return folder
     if dataroot in DATASETS:
-        raise SystemExit(f"error: --dataroot {dataroot}: no such folder. Download it first:\n"
-                         f"    python data.py download {dataroot}\n"
-                         f"then run again with --dataroot datasets/{dataroot}")
-    raise SystemExit(f"error: --dataroot {dataroot}: no such folder (it should hold trainA/ and "
-                     f"trainB/; known dataset names: {', '.join(DATASETS)})")
+        raise FileNotFoundError(f"--dataroot {dataroot}: no such folder; download it first with "
+                                f"`python data.py download {dataroot}`")
+    raise FileNotFoundError(f"--dataroot {dataroot}: no such folder (it should hold trainA/ and "
+                            f"trainB/; known dataset names: {', '.join(DATASETS)})")
+
+
+def fetch(url, path):
+    """Write the file at `url` to `path`, with a progress line; OSError if it stops short."""
+    with open(path, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
+        size, done = int(r.headers.get("Content-Length") or 0), 0
+        while chunk := r.read(1 << 20):
+            f.write(chunk)
+            done += len(chunk)
+            print(f"\r{url}: {done / 2**20:.1f} of {size / 2**20:.1f} MiB", end="", flush=True)
+        print()
+    if size and done != size:
+        raise OSError(f"stopped at {done} of {size} bytes")
+
+
+def unpack(archive, aside, url):
+    """Unpack a zip into the empty folder `aside`, refusing entries that would land outside it."""
+    with zipfile.ZipFile(archive) as z:
+        root = os.path.realpath(aside)
+        for member in z.namelist():
+            target = os.path.realpath(os.path.join(root, member))
+            if os.path.commonpath([root, target]) != root:
+                raise ValueError(f"{url} holds an unsafe path {member!r}: nothing was unpacked")
+        z.extractall(root)  # checks each entry's CRC-32: a damaged archive raises BadZipFile
 
 
 def download(name, to="datasets", base_url=None):
     """Fetch NAME.zip from the authors' server (or a mirror) and unpack it into `to`/NAME.
 
-    The download goes to a temporary file, renamed to NAME.zip only once complete; entries that
-    would land outside `to` are refused; the zip is deleted once unpacked.
+    The archive downloads to a temporary file and unpacks into a temporary folder next to the
+    target, renamed to `to`/NAME only once both splits are there: a failure at any point leaves
+    nothing behind (entries that would land outside the folder are refused).
     """
+    flag = "--url" if base_url else "CYCLEGAN_DATASETS_URL"
     base_url = base_url or os.environ.get("CYCLEGAN_DATASETS_URL") or DEFAULT_URL
-    url = f"{base_url.rstrip('/')}/{name}.zip"
-    os.makedirs(to, exist_ok=True)
-    archive = os.path.join(to, name + ".zip")
-    fd, part = tempfile.mkstemp(suffix=".part", dir=to)
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
-            size, done = int(r.headers.get("Content-Length") or 0), 0
-            while chunk := r.read(1 << 20):
-                f.write(chunk)
-                done += len(chunk)
-                print(f"\r{url}: {done / 2**20:.1f} of {size / 2**20:.1f} MiB", end="", flush=True)
-            print()
-        if size and done != size:
-            raise OSError(f"stopped at {done} of {size} bytes")
-        os.replace(part, archive)
-        with zipfile.ZipFile(archive) as z:
-            root = os.path.realpath(to)
-            for member in z.namelist():  # refuse entries that would land outside `to`
-                target = os.path.realpath(os.path.join(root, member))
-                if os.path.commonpath([root, target]) != root:
-                    raise SystemExit(f"error: {url} holds an unsafe path {member!r}: not unpacked")
-            z.extractall(root)
-    except (OSError, http.client.HTTPException, zipfile.BadZipFile) as e:
-        raise SystemExit(f"error: could not download {url}: {e}. Run the command again, or pass "
-                         f"--url with a mirror") from None
-    finally:
-        for leftover in (part, archive):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https", "ftp", "file"):
+        raise ValueError(f"{flag} {base_url}: not a URL; write it with its scheme, e.g. "
+                         f"https://{base_url.split('://')[-1]} or file:///path/to/folder")
+    if os.path.exists(to) and not os.path.isdir(to):
+        raise NotADirectoryError(f"--to {to} is a file, not a folder: name a folder to unpack into")
     folder = os.path.join(to, name)
-    for sub in ("trainA", "trainB", "testA", "testB"):
-        if not os.path.isdir(os.path.join(folder, sub)):
-            raise SystemExit(f"error: {url} unpacked, but {folder}/{sub} is missing")
+    if os.path.exists(folder):
+        raise FileExistsError(f"{folder} exists already: train with it, or remove it to download "
+                              "it again")
+    url = f"{base_url.rstrip('/')}/{name}.zip"
+    made_to, archive, aside = not os.path.isdir(to), None, None
+    try:
+        try:
+            os.makedirs(to, exist_ok=True)
+            fd, archive = tempfile.mkstemp(prefix=f".{name}.", suffix=".zip.part", dir=to)
+            os.close(fd)
+            aside = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=to)
+        except OSError as e:
+            raise OSError(f"--to {to}: cannot write there ({e.strerror or e}); pick another "
+                          "folder") from None
+        try:
+            fetch(url, archive)
+        except (OSError, http.client.HTTPException) as e:
+            raise OSError(f"could not download {url}: {e}. Run the command again, or pass --url "
+                          "with a mirror") from None
+        try:
+            unpack(archive, aside, url)
+        except (OSError, zipfile.BadZipFile, EOFError) as e:
+            raise OSError(f"could not unpack {url}: {e}; nothing was kept. Run the command again, "
+                          "or pass --url with a mirror") from None
+        unpacked = os.path.join(aside, name)
+        missing = [p for p in ("train", "test") if not has_split(unpacked, p)]
+        if missing:
+            raise ValueError(f"{url} holds no complete dataset: {name}/ lacks "
+                             + " and ".join(f"{p}A/, {p}B/" for p in missing)
+                             + "; nothing was kept")
+        os.replace(unpacked, folder)
+    finally:
+        if archive:
+            os.remove(archive)
+        if aside:
+            shutil.rmtree(aside, ignore_errors=True)
+        if made_to and os.path.isdir(to) and not os.listdir(to):
+            os.rmdir(to)
     print(f"{name}: ready in {folder}; train with: python train.py --dataroot {folder}")
     return folder
 
 
-if __name__ == "__main__":
+def main(argv=None):
+    """`python data.py download NAME`: one line `error: ...` and exit status 1 on failure."""
     import argparse
     parser = argparse.ArgumentParser(description="Download one of the authors' CycleGAN datasets.")
     sub = parser.add_subparsers(dest="command", required=True)
     dl = sub.add_parser("download", help="fetch NAME.zip and unpack it into --to/NAME")
     dl.add_argument("name", choices=DATASETS)
     dl.add_argument("--to", default="datasets", help="folder to unpack into (default datasets/)")
-    dl.add_argument("--url", default=None,
-                    help=f"base URL of a mirror (or set CYCLEGAN_DATASETS_URL;"
-                                                f" default {DEFAULT_URL})")
-    a = parser.parse_args()
-    download(a.name, a.to, a.url)
+    dl.add_argument("--url", default=None, help="base URL of a mirror (or set "
+                    f"CYCLEGAN_DATASETS_URL; default {DEFAULT_URL})")
+    a = parser.parse_args(argv)
+    try:
+        download(a.name, a.to, a.url)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,17 +1,22 @@
 """What a training run writes for people to look at: sample grids, the loss log and its curves,
-and an index.html gallery. Pillow and the standard library only.
+per-epoch metrics (the toy's ground-truth L1, FID/KID) and their curve, and index.html, a static
+page of all of these with the run's settings. Pillow and the standard library only.
 
 A sample grid has one row per test image: real_x | fake_y | rec_x for X, real_y | fake_x | rec_y
 for Y, the translations and reconstructions of Fig. 1 and Eq. 2 (arXiv:1703.10593v7).
 """
 import csv
 import html
+import math
 import os
+import re
+import time
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
-from data import to_image
+import checkpoints
+from data import UnpairedDataset, has_split, to_image
 
 LOG_COLUMNS = ["epoch", "iter", "total_iter", "GAN(G)", "GAN(F)", "cyc_x", "cyc_y", "idt", "D_X",
                "D_Y", "s_per_it", "lr"]
@@ -59,63 +64,274 @@ def append_log(path, row, keep_until=None):
 
 
 def read_log(path):
+    """The rows of a CSV file (the loss log, metrics.csv) as dicts; none if it does not exist."""
     if not os.path.exists(path):
         return []
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 
-def plot_losses(log_path, png_path, size=(900, 320)):
-    """Loss curves drawn with Pillow: the generators' terms on top, the discriminators' below."""
-    rows = read_log(log_path)
-    panels = [["GAN(G)", "GAN(F)", "cyc_x", "cyc_y", "idt"], ["D_X", "D_Y"]]
+def append_metrics(out_dir, epoch, values):
+    """Append one row to out_dir/metrics.csv: the epoch and {name: value}, e.g.
+    {"L1 G(x) vs y": 0.05, "L1 F(y) vs x": 0.04} or {"FID G": 80.1}. A new name adds a column."""
+    path = os.path.join(out_dir, "metrics.csv")
+    rows = read_log(path)
+    columns = ["epoch"]
+    for name in [k for r in rows for k in r] + list(values):
+        if name not in columns:
+            columns.append(name)
+    rows.append({"epoch": epoch, **{k: f"{float(v):.6g}" for k, v in values.items()}})
+    with open(path + ".tmp", "w", newline="") as f:
+        w = csv.DictWriter(f, columns, restval="")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(path + ".tmp", path)
+
+
+def read_metrics(path):
+    """{name: [(epoch, value), ...]} from metrics.csv, by epoch; when an epoch has two rows (a
+    run resumed after a crash repeats it), the later value counts."""
+    series = {}
+    for row in read_log(path):
+        for name, v in row.items():
+            if name != "epoch" and v not in ("", None):
+                series.setdefault(name, {})[int(float(row["epoch"]))] = float(v)
+    return {name: sorted(s.items()) for name, s in series.items()}
+
+
+def ticks(top, n=4, integer=False):
+    """Round tick values 0, s, 2s, ... up to the first at or above `top`, with s one, two or five
+    times a power of ten, and at least n steps' worth of detail; s >= 1 when `integer`."""
+    top = top if top > 0 else 1.0
+    raw = top / n
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
+    step = max(step, 1) if integer else step
+    return [k * step for k in range(math.ceil(top / step - 1e-9) + 1)]
+
+
+def font(size=14):
+    """Pillow's own font at `size` pixels (FreeType, Pillow >= 10.1), else its small bitmap font."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, AttributeError, OSError):
+        return ImageFont.load_default()
+
+
+def draw_panel(img, box, series, x_name, y_name, x_max, integer_x=False, markers=False):
+    """Curves {name: [(x, y), ...]} in the plot area box = (left, top, right, bottom), from 0 on
+    both axes (x up to x_max), with tick labels on both, a grid, the axes' names and a legend."""
+    draw, small = ImageDraw.Draw(img), font(13)
+    left, top, right, bottom = box
+    points = [p for s in series.values() for p in s if math.isfinite(p[1])]
+    xs = ticks(x_max, 5, integer_x)
+    ys = ticks(max((y for _, y in points), default=1), 4)
+
+    def at(x, y):  # data to pixels: x to the right, y up
+        return (left + (right - left) * x / xs[-1], bottom - (bottom - top) * y / ys[-1])
+
+    for x in xs:
+        px = at(x, 0)[0]
+        draw.line([px, top, px, bottom], fill="#e4e4e4")
+        label = f"{x:g}" if x < 1e6 else f"{x:.3g}"
+        draw.text((px, bottom + 5), label, fill="black", font=small, anchor="mt")
+    for y in ys:
+        py = at(0, y)[1]
+        draw.line([left, py, right, py], fill="#e4e4e4")
+        draw.text((left - 6, py), f"{round(y, 10):g}", fill="black", font=small, anchor="rm")
+    draw.rectangle(box, outline="black")
+    draw.text(((left + right) / 2, bottom + 24), x_name, fill="black", font=font(), anchor="mt")
+    draw.text((left, top - 8), y_name, fill="black", font=font(), anchor="ld")
+    legend_x = left + draw.textlength(y_name, font=font()) + 30
+    for i, (name, s) in enumerate(series.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        xy = [at(x, y) for x, y in s if math.isfinite(y)]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2)
+        for px, py in xy if markers or len(xy) == 1 else []:
+            draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
+        draw.text((legend_x, top - 8), name, fill=colour, font=font(), anchor="ld")
+        legend_x += draw.textlength(name, font=font()) + 20
+
+
+def plot_panels(panels, png_path, x_name, integer_x=False, markers=False, size=(900, 300)):
+    """One panel per entry of [(y_name, {curve name: [(x, y), ...]}), ...], stacked, to a PNG."""
     W, H = size
     img = Image.new("RGB", (W, H * len(panels)), "white")
-    draw = ImageDraw.Draw(img)
-    left, right, top, bottom = 60, 20, 30, 30
-    for p, names in enumerate(panels):
-        y0 = p * H
-        series = {n: [(float(r["total_iter"]), float(r[n])) for r in rows
-                      if r.get(n) not in ("", None)] for n in names}
-        points = [pt for s in series.values() for pt in s]
-        draw.rectangle([left, y0 + top, W - right, y0 + H - bottom], outline="black")
-        if not points:
-            continue
-        x_max = max(x for x, _ in points) or 1.0
-        y_max = max(y for _, y in points) * 1.05 or 1.0
-        for k in range(5):  # y-axis ticks
-            v = y_max * k / 4
-            ty = y0 + H - bottom - (H - top - bottom) * k / 4
-            draw.line([left - 4, ty, left, ty], fill="black")
-            draw.text((4, ty - 6), f"{v:.3g}", fill="black")
-        draw.text((W - right - 120, y0 + H - bottom + 8), f"iteration (max {int(x_max)})",
-                  fill="black")
-        for i, (name, s) in enumerate(series.items()):
-            colour = COLOURS[i % len(COLOURS)]
-            xy = [(left + (W - left - right) * x / x_max,
-                   y0 + H - bottom - (H - top - bottom) * y / y_max) for x, y in s]
-            if len(xy) > 1:
-                draw.line(xy, fill=colour, width=2)
-            elif xy:
-                draw.ellipse([xy[0][0] - 2, xy[0][1] - 2, xy[0][0] + 2, xy[0][1] + 2], fill=colour)
-            draw.text((left + 10 + 90 * i, y0 + 8), name, fill=colour)
+    x_max = max((x for _, series in panels for s in series.values() for x, _ in s), default=1)
+    for p, (y_name, series) in enumerate(panels):  # one x axis for all: epochs line up
+        draw_panel(img, (70, p * H + 36, W - 25, p * H + H - 52), series, x_name, y_name, x_max,
+                   integer_x, markers)
     img.save(png_path)
 
 
-def write_index(out_dir, title):
-    """index.html: the loss curves, then every epoch's sample grid, newest first."""
-    grids = sorted(f for f in os.listdir(os.path.join(out_dir, "samples")) if f.endswith(".png"))
+def plot_losses(log_path, png_path):
+    """Loss curves by iteration: the generators' terms on top, the discriminators' below."""
+    rows = read_log(log_path)
+    panels = []
+    for y_name, names in (("loss of G and F", ["GAN(G)", "GAN(F)", "cyc_x", "cyc_y", "idt"]),
+                          ("loss of D_X and D_Y", ["D_X", "D_Y"])):
+        series = {n: [(float(r["total_iter"]), float(r[n])) for r in rows
+                      if r.get(n) not in ("", None)] for n in names}
+        panels.append((y_name, {n: s for n, s in series.items() if s}))
+    plot_panels(panels, png_path, "iteration")
+
+
+def plot_metrics(csv_path, png_path):
+    """Metric curves by epoch, one panel per kind of metric, named by its first word (L1, FID,
+    KID), since their scales differ; each evaluated epoch is a dot."""
+    panels = {}
+    for name, s in read_metrics(csv_path).items():
+        panels.setdefault(name.split()[0], {})[name] = s
+    if panels:
+        plot_panels(list(panels.items()), png_path, "epoch", integer_x=True, markers=True)
+
+
+def epoch_of(file_name):
+    """The number in a sample grid's name, epoch_012.png -> 12, for sorting past epoch 999."""
+    digits = re.findall(r"\d+", file_name)
+    return int(digits[-1]) if digits else -1
+
+
+def grid_html(out_dir, name):
+    """An <img> of a sample grid, scaled by a whole factor so that a small crop is shown about 128
+    screen pixels a side (the grid at most 1024 wide and 800 high), blocky rather than blurred
+    (image-rendering: pixelated)."""
+    with Image.open(os.path.join(out_dir, "samples", name)) as img:
+        w, h = img.size
+    scale = max(1, min(math.ceil(128 / max(1, w // 3)), 1024 // w, 800 // h))  # 3 images a row
+    src = "samples/" + html.escape(name, quote=True)
+    blocky = " class='pixelated'" if scale > 1 else ""  # a shrunk large grid stays smooth
+    return (f"<a href='{src}'><img{blocky} src='{src}' width='{w * scale}' "
+            f"height='{h * scale}' alt='{html.escape(name)}'></a>")
+
+
+def metrics_table(rows):
+    """An HTML table of metrics.csv's rows, one line per epoch (the later value of a name wins),
+    the latest epoch first."""
+    by_epoch = {}
+    for r in rows:
+        by_epoch.setdefault(int(float(r["epoch"])), {}).update({k: v for k, v in r.items() if v})
+    columns = list(rows[0]) if rows else []
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = ["<tr>" + "".join(f"<td>{html.escape(r.get(c, ''))}</td>" for c in columns) + "</tr>"
+            for _, r in sorted(by_epoch.items(), reverse=True)]
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def write_index(out_dir, title, settings=None):
+    """index.html: the metrics curve and table, the loss curves (both drawn here from
+    metrics.csv and loss_log.csv), every epoch's sample grid latest first, the run's settings.
+    A static page: open it from disk, no server, nothing downloaded."""
+    samples = os.path.join(out_dir, "samples")
+    grids = sorted((f for f in os.listdir(samples) if f.endswith(".png")) if os.path.isdir(samples)
+                   else [], key=lambda f: (epoch_of(f), f), reverse=True)
+    log, metrics = os.path.join(out_dir, "loss_log.csv"), os.path.join(out_dir, "metrics.csv")
     parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;margin:2em} img{max-width:100%}</style>",
-             f"<h1>{html.escape(title)}</h1>",
-             "<p>Each grid row: real_x | fake_y = G(x) | rec_x = F(G(x)), then "
-             "real_y | fake_x = F(y) | rec_y = G(F(y)).</p>",
-             "<h2>Losses</h2><img src='loss_curves.png' alt='loss curves'>",
-             "<p><a href='loss_log.csv'>loss_log.csv</a></p>"]
-    for g in reversed(grids):
-        name = html.escape(g)
-        parts.append(f"<h2>{name[:-4].replace('_', ' ')}</h2>"
-                     f"<img src='samples/{name}' alt='{name}'>")
-    with open(os.path.join(out_dir, "index.html.tmp"), "w") as f:
+             "<style>body{font-family:sans-serif;margin:2em} img{max-width:100%;height:auto}"
+             " img.pixelated{image-rendering:pixelated} table{border-collapse:collapse}"
+             " td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}</style>",
+             f"<h1>{html.escape(title)}</h1>"]
+    if read_metrics(metrics):
+        plot_metrics(metrics, os.path.join(out_dir, "metrics.png"))
+        parts.append("<h2>Metrics by epoch</h2><img src='metrics.png' alt='metrics curve'>"
+                     + metrics_table(read_log(metrics))
+                     + "<p><a href='metrics.csv'>metrics.csv</a></p>")
+    if os.path.exists(log):
+        plot_losses(log, os.path.join(out_dir, "loss_curves.png"))
+        parts.append("<h2>Losses</h2><img src='loss_curves.png' alt='loss curves'>"
+                     "<p><a href='loss_log.csv'>loss_log.csv</a></p>")
+    if grids:
+        parts.append("<h2>Samples, latest epoch first</h2><p>Each grid row: real_x | fake_y = G(x)"
+                     " | rec_x = F(G(x)), then real_y | fake_x = F(y) | rec_y = G(F(y)).</p>")
+    for g in grids:
+        heading = f"epoch {epoch_of(g)}" if re.fullmatch(r"epoch_\d+\.png", g) else g[:-4]
+        parts.append(f"<h3>{html.escape(heading)}</h3>{grid_html(out_dir, g)}")
+    if settings:
+        rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                       for k, v in settings.items())
+        parts.append(f"<h2>Settings</h2><table>{rows}</table>")
+    with open(os.path.join(out_dir, "index.html.tmp"), "w", encoding="utf-8") as f:
         f.write("\n".join(parts) + "\n")
     os.replace(os.path.join(out_dir, "index.html.tmp"), os.path.join(out_dir, "index.html"))
+
+
+class RunWriter:
+    """Everything a training run writes, done by rank 0 alone (under torchrun the other ranks
+    hold the same state and write nothing): log lines and loss_log.csv, sample grids, curves,
+    index.html, and the checkpoints latest.pt and epoch_NNN.pt (checkpoints.py)."""
+
+    def __init__(self, out, args, is_main, state, at, G, F, root, device, score=None):
+        self.out, self.args, self.is_main, self.state, self.at = out, args, is_main, state, at
+        self.G, self.F, self.score = G, F, score  # score: the toy's errors (line, values)
+        if is_main:  # the same few images in each epoch's grid: the test split's, else training
+            samples = UnpairedDataset(root, "test" if has_split(root, "test") else "train",
+                                      args.crop_size, args.crop_size)
+            self.sample_x, self.sample_y = (
+                torch.stack([samples.load(d, i) for i in range(args.n_samples)]).to(device)
+                for d in "XY")
+        self.latest = os.path.join(out, "latest.pt")
+        self.log_path = os.path.join(out, "loss_log.csv")
+        self.saved_at = at["total_iters"] if at["total_iters"] else None  # resumed from there
+        self.sums, self.window_start, self.window_iters = {}, time.time(), 0
+        if is_main:  # on resume, drop log rows written after the checkpoint
+            append_log(self.log_path, None, keep_until=at["total_iters"])
+
+    def log(self, values, epoch, n_epochs, per_epoch, lr, run_iters):
+        """Step (4): every --print_every iterations, the mean losses since the last line."""
+        self.window_iters += 1
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        if self.at["iter"] % self.args.print_every and self.at["iter"] != per_epoch:
+            return
+        s_per_it = (time.time() - self.window_start) / self.window_iters
+        mean = {k: v / self.window_iters for k, v in self.sums.items()}
+        self.sums, self.window_start, self.window_iters = {}, time.time(), 0
+        if not self.is_main:
+            return
+        terms = [f"{k} {v:.3f}" for k, v in mean.items()]  # G and F's terms, then D_X, D_Y
+        eta = format_time(s_per_it * (run_iters - self.at["total_iters"]))
+        print(f"epoch {epoch}/{n_epochs} iter {self.at['iter']}/{per_epoch} | "
+              f"{' '.join(terms[:-2])} | {' '.join(terms[-2:])} | {s_per_it:.2f} s/it | "
+              f"ETA {eta}", flush=True)
+        append_log(self.log_path, {
+            "epoch": epoch, "iter": self.at["iter"], "total_iter": self.at["total_iters"],
+            "idt": "", "s_per_it": f"{s_per_it:.4f}", "lr": f"{lr:.3g}",
+            **{k: f"{v:.5f}" for k, v in mean.items()}})
+
+    def checkpoint(self, also_keep=None):
+        """latest.pt (and first the kept copy, if asked: a kill between the two then loses
+        nothing, since latest.pt does not yet count the epoch as done)."""
+        if self.saved_at == self.at["total_iters"] and also_keep is None:
+            return
+        state = self.state()  # on every rank: it checks that the ranks agree
+        if self.is_main:
+            for path in ([also_keep] if also_keep else []) + [self.latest]:
+                checkpoints.save_checkpoint(path, state)
+        self.saved_at = self.at["total_iters"]
+
+    def last_save(self):
+        """Where the last good state is, for an error message."""
+        if self.saved_at is None:
+            return "Nothing was saved in this run yet."
+        return (f"{self.latest} holds the last good state, from iteration "
+                f"{self.saved_at}: go on from it with --resume.")
+
+    def end_of_epoch(self, epoch, n_epochs):
+        """Step (5): a sample grid, the toy's errors, the page and its curves, the checkpoints."""
+        if self.is_main:
+            save_samples(self.G, self.F, self.sample_x, self.sample_y,
+                         os.path.join(self.out, "samples", f"epoch_{epoch:03d}.png"))
+            if self.score is not None:
+                line, values = self.score()
+                print(f"epoch {epoch}/{n_epochs} | {line.split(' | ', 1)[1]}", flush=True)
+                append_metrics(self.out, epoch, values)
+            write_index(self.out, f"CycleGAN: {self.out}",
+                        {k: v for k, v in vars(self.args).items() if k != "explicit"})
+        keep = epoch % self.args.save_epoch_freq == 0
+        self.checkpoint(os.path.join(self.out, f"epoch_{epoch:03d}.pt") if keep else None)
+
+    def summary(self):
+        page = os.path.join(self.out, "index.html")  # written at the end of each epoch
+        return (f"checkpoint {self.latest}" + (f", samples {page}" if os.path.exists(page) else "")
+                + (f"\n{self.score()[0]}" if self.score and self.is_main else ""))

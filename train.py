@@ -10,13 +10,15 @@ import math
 import os
 import signal
 import sys
-import time
 
 import torch
 
+import checkpoints
+import distributed
 import report
 from cyclegan import Discriminator, Generator, init_weights
 from data import ImagePool, UnpairedDataset, is_toy, resolve_dataroot
+from distributed import pick_device  # noqa: F401 (translate.py and bench.py import it here)
 from evaluate import format_errors, ground_truth_errors, load_pairs
 from losses import generator_objective, lsgan_d_loss
 
@@ -24,9 +26,9 @@ from losses import generator_objective, lsgan_d_loss
 def linear_decay(epoch, n_epochs=100, n_epochs_decay=100):
     """Learning-rate multiplier for epoch 1, 2, ..., n_epochs + n_epochs_decay (appendix 7.1).
 
-    The paper keeps the rate for 100 epochs, then decays it "linearly to zero over the next 100".
-    Per epoch, that is 1.0 up to epoch n_epochs, then n_epochs_decay equal steps of
-    1 / (n_epochs_decay + 1): epoch 101 trains at 100/101 of the rate, epoch 200 at 1/101, and the
+    The paper: "keep the same learning rate for the first 100 epochs and linearly decay the rate
+    to zero over the next 100 epochs". Per epoch, that is 1.0 up to epoch n_epochs, then
+    n_epochs_decay equal steps of 1 / (n_epochs_decay + 1): epoch 101 trains at 100/101 of the rate, epoch 200 at 1/101, and the
     line would reach zero at epoch 201, so every epoch still learns something.
     """
     return 1.0 - max(0, epoch - n_epochs) / (n_epochs_decay + 1)
@@ -34,6 +36,7 @@ def linear_decay(epoch, n_epochs=100, n_epochs_decay=100):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
+                                usage="python train.py [flags] (--help lists them)",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
     a("--dataroot", default="toy", help="folder with trainA/ (domain X) and trainB/ (domain Y), a "
@@ -42,11 +45,15 @@ def parse_args(argv=None):
     a("--cuda", action="store_true", help="train on the GPU (fails if none is visible)")
     a("--device", default=None, help="a torch device by name, e.g. cuda:1 or cpu")
     a("--seed", type=int, default=0, help="seeds the weights, the data order and the pool")
-    a("--resume", action="store_true", help="continue from OUT/latest.pt")
+    a("--resume", action="store_true", help="continue from OUT/latest.pt; --lr, --n_epochs and "
+      "--n_epochs_decay may change (the schedule is recomputed for the new length)")
     a("--n_epochs", type=int, default=100, help="epochs at the initial rate (appendix 7.1)")
     a("--n_epochs_decay", type=int, default=100, help="epochs of linear decay to 0 (appendix 7.1)")
     a("--max_iters", type=int, default=None, help="stop (and save) after this many iterations")
-    a("--batch_size", type=int, default=1, help="batch size 1 (appendix 7.1)")
+    # Deviation: batches of more than 1 image are allowed; Sec. 4 trains with batch size 1.
+    # Under torchrun --batch_size is the global batch, split among the processes.
+    a("--batch_size", type=int, default=1, help="batch size 1 (Sec. 4); under torchrun the "
+      "global batch, a multiple of the number of processes")
     a("--lr", type=float, default=2e-4, help="Adam learning rate (appendix 7.1)")
     a("--beta1", type=float, default=0.5, help="Adam beta1 (the authors' code; not in the paper)")
     a("--lambda_cyc", type=float, default=10.0, help="lambda in Eq. 3 (appendix 7.1)")
@@ -73,6 +80,14 @@ def parse_args(argv=None):
     a("--save_epoch_freq", type=int, default=10, help="keep a checkpoint copy every N epochs")
     a("--n_samples", type=int, default=3, help="test images per domain in each sample grid")
     args = p.parse_args(argv)
+    check_args(p, args)
+    args.explicit = sorted({s.split("=")[0].lstrip("-") for s in (argv or sys.argv[1:])
+                            if s.startswith("--")})
+    return args
+
+
+def check_args(p, args):
+    """Refuse values that mean nothing, with the flag's name (argparse prints one line)."""
     for flag in ("n_epochs", "n_epochs_decay", "batch_size", "crop_size", "n_blocks", "ngf", "ndf",
                  "print_every", "save_every", "save_epoch_freq", "n_samples"):
         low = 0 if flag in ("n_epochs", "n_epochs_decay", "n_blocks") else 1
@@ -87,9 +102,17 @@ def parse_args(argv=None):
         p.error(f"--load_size {args.load_size} is smaller than --crop_size {args.crop_size}")
     if args.n_epochs + args.n_epochs_decay < 1:
         p.error("--n_epochs + --n_epochs_decay must be at least 1")
-    args.explicit = sorted({s.split("=")[0].lstrip("-") for s in (argv or sys.argv[1:])
-                            if s.startswith("--")})
-    return args
+    for flag in ("seed", "num_workers", "pool_size", "lambda_cyc", "lambda_idt", "lambda_gan"):
+        if getattr(args, flag) < 0:
+            p.error(f"--{flag} {getattr(args, flag)}: must not be negative")
+    if not 0 <= args.seed < 2**32:  # numpy's generators take seeds below 2^32
+        p.error(f"--seed {args.seed}: must be below 2^32")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        p.error(f"--lr {args.lr}: must be a positive number, e.g. 2e-4 (appendix 7.1)")
+    if not 0 <= args.beta1 < 1:
+        p.error(f"--beta1 {args.beta1}: Adam's beta1 lies in [0, 1), e.g. 0.5")
+    if args.max_iters is not None and args.max_iters < 1:
+        p.error(f"--max_iters {args.max_iters}: must be at least 1")
 
 
 # The toy domains' settings, for flags not given: not the paper's, but small enough that plain
@@ -100,24 +123,7 @@ TOY_DEFAULTS = {"load_size": 32, "crop_size": 32, "ngf": 16, "n_blocks": 3, "ndf
 
 # Flags that may change when a run is resumed; the others must stay as the checkpoint has them.
 CHANGEABLE_ON_RESUME = ("dataroot", "max_iters", "print_every", "save_every", "save_epoch_freq",
-                        "n_epochs", "n_epochs_decay", "n_samples", "amp", "compile")
-
-
-def pick_device(args):
-    """The device from --cuda / --device, or a clear error if it is not there."""
-    name = args.device or ("cuda" if args.cuda else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SystemExit(f"error: --device {name}: not a device name (try cpu, cuda, cuda:1)")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SystemExit(f"error: --{'device ' + name if args.device else 'cuda'}: no GPU is "
-                             "visible to PyTorch; drop the flag to run on the CPU, or install a "
-                             "CUDA build of torch")
-        if (device.index or 0) >= torch.cuda.device_count():
-            raise SystemExit(f"error: --device {name}: only {torch.cuda.device_count()} GPU(s)")
-    return device
+                        "n_epochs", "n_epochs_decay", "lr", "n_samples", "amp", "compile")
 
 
 def amp_dtype(device):
@@ -197,145 +203,113 @@ def discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y, real_x, real_y, fake_x, 
     return {"D_X": loss_D_X, "D_Y": loss_D_Y}
 
 
-def save_checkpoint(path, state):
-    """Write to a temporary file, then rename: a crash mid-write never spoils the last good file."""
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:  # disk full, folder removed: say so, and keep the last good file
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise SystemExit(f"error: could not write checkpoint {path} ({e}); the previous one, if "
-                         "any, is unchanged")
-
-
-def load_checkpoint(path, device):
-    """A checkpoint read with weights_only=True: tensors and plain values only, never code."""
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise SystemExit(f"error: --resume: {path} does not exist")
-    except Exception as e:  # truncated file, wrong format, pickled code
-        raise SystemExit(f"error: cannot read checkpoint {path}: {str(e).splitlines()[0]}")
-
-
-class StopFlag:
-    """Ctrl-C (or SIGTERM) asks the loop to finish its step and save; a second Ctrl-C quits."""
-
-    def __init__(self):
-        self.stop = False
-        self.saved = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore(self):
-        for s, handler in self.saved.items():
-            signal.signal(s, handler)
-
-    @staticmethod
-    def ignore_in_worker(worker_id):
-        """Loader workers ignore both signals: the main process stops them after saving."""
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-    def handle(self, signum, frame):
-        if self.stop:
-            raise KeyboardInterrupt
-        self.stop = True
-        print("\nstopping: finishing this step and saving latest.pt (Ctrl-C again to quit now)",
-              flush=True)
-
-
 def main(argv=None):
+    """The command line: train, and end any error as one line, `error: ...`, exit status 1."""
     args = parse_args(argv)
-    device = pick_device(args)
+    world = distributed.World()  # one process, unless started by torchrun
+    try:
+        root, out, device = prepare(args, world)
+        with checkpoints.FolderLock(out, world.is_main):  # one run per output folder
+            world.barrier()
+            return train(args, world, root, out, device)
+    except (OSError, ValueError, distributed.Diverged) as e:
+        raise SystemExit(f"error: {e}" if world.is_main else 1) from None
+    finally:
+        world.close()
+
+
+def prepare(args, world):
+    """The dataset folder (the toy drawn once, its defaults taken), the output folder, the device."""
+    device = world.pick_device(pick_device(args))
+    world.start(device)
     torch.backends.cudnn.benchmark = True  # same sizes every step: let cuDNN pick kernels once
-    root = resolve_dataroot(args.dataroot)
+    root = resolve_dataroot(args.dataroot) if world.is_main else None  # draws the toy once
+    world.barrier()
+    root = root or resolve_dataroot(args.dataroot)
     if is_toy(root):
         toy = {k: v for k, v in TOY_DEFAULTS.items() if k not in args.explicit}
         vars(args).update(toy)
         args.load_size = max(args.load_size, args.crop_size)
-        print("toy domains: flags not given take the toy's defaults, not the paper's: "
-              + " ".join(f"--{k} {v}" for k, v in toy.items()))
-    out = args.out or os.path.join("runs", os.path.basename(os.path.normpath(root)))
-    latest = os.path.join(out, "latest.pt")
-    ckpt = None
-    if args.resume:
-        ckpt = load_checkpoint(latest, device)
-        for k, v in ckpt["args"].items():  # the run's settings come from the checkpoint, except
-            if k in ("cuda", "device", "resume", "explicit", "out", "num_workers", "max_iters"):
-                continue
-            if k in args.explicit and getattr(args, k) != v and k not in CHANGEABLE_ON_RESUME:
-                raise SystemExit(f"error: --{k} {getattr(args, k)} differs from the checkpoint's "
-                                 f"{v}: drop the flag, or start a new run with another --out")
-            if k not in args.explicit:
-                setattr(args, k, v)
-    elif os.path.exists(latest):
-        raise SystemExit(f"error: {latest} exists: add --resume to continue that run, or pick "
-                         "another --out")
-    os.makedirs(os.path.join(out, "samples"), exist_ok=True)
-    print("settings: " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if k != "explicit"))
+        world.say("toy domains: flags not given take the toy's defaults, not the paper's: "
+                  + " ".join(f"--{k} {v}" for k, v in toy.items()))
+    return root, args.out or os.path.join("runs", os.path.basename(os.path.normpath(root))), device
 
-    torch.manual_seed(args.seed)
-    nets = G, F, D_X, D_Y, opt_G, opt_D = make_networks(args, device)
-    scaler = (torch.amp.GradScaler(device.type)  # float16 needs loss scaling; bfloat16 does not
-              if args.amp and amp_dtype(device) == torch.float16 else None)
-    for net in (G, F, D_X, D_Y) if args.compile else ():
-        net.compile()  # in place: state_dict keys (checkpoints) stay the same
-    pool_x, pool_y = ImagePool(args.pool_size, args.seed), ImagePool(args.pool_size, args.seed + 1)
-    dataset = UnpairedDataset(root, "train", args.load_size, args.crop_size, args.seed)
-    # The sample grids show the same few images each epoch: the test split's, else training images.
-    test_root = all(os.path.isdir(os.path.join(root, t)) for t in ("testA", "testB"))
-    samples = UnpairedDataset(root, "test" if test_root else "train", args.crop_size,
-                              args.crop_size)
-    sample_x = torch.stack([samples.load("X", i) for i in range(args.n_samples)]).to(device)
-    sample_y = torch.stack([samples.load("Y", i) for i in range(args.n_samples)]).to(device)
-    pairs = load_pairs(root, args.crop_size, device) if is_toy(root) else None  # ground truth
 
-    epochs_done, iters_done, total_iters = 0, 0, 0
+def train(args, world, root, out, device):
+    """The networks, pools and counters, new or from the checkpoint of --resume; then loop()."""
+    ckpt = resume(args, world, out, device)
+    world.check_batch(args.batch_size)
+    world.say("settings: " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
+                                      if k != "explicit"))
+    torch.manual_seed(args.seed)  # the same start on every rank
+    nets = make_networks(args, device)  # G, F, D_X, D_Y, opt_G, opt_D
+    pools = ImagePool(args.pool_size, args.seed), ImagePool(args.pool_size, args.seed + 1)
+    at = {"epoch": 0, "iter": 0, "total_iters": 0}  # epochs done, iterations into the next
     if ckpt is not None:
         for name, obj in zip(("G", "F", "D_X", "D_Y", "opt_G", "opt_D"), nets):
             obj.load_state_dict(ckpt[name])
-        pool_x.load_state_dict(ckpt["pool_x"], device)
-        pool_y.load_state_dict(ckpt["pool_y"], device)
+        pools[0].load_state_dict(ckpt["pool_x"], device)
+        pools[1].load_state_dict(ckpt["pool_y"], device)
         torch.set_rng_state(ckpt["rng"].cpu())
-        epochs_done, iters_done, total_iters = ckpt["epoch"], ckpt["iter"], ckpt["total_iters"]
-        print(f"resumed {latest}: {epochs_done} epochs and {iters_done} iterations done")
-    log_path = os.path.join(out, "loss_log.csv")
-    report.append_log(log_path, None, keep_until=total_iters)
+        at = {k: ckpt[k] for k in at}
+        world.say(f"resumed {out}/latest.pt: {at['epoch']} epochs and {at['iter']} iterations "
+                  "done")
+    for net in nets[:4] if args.compile else ():
+        net.compile()  # in place: state_dict keys (checkpoints) stay the same
+    return loop(args, world, device, root, out, nets, pools, at)
 
-    def checkpoint(path):
-        save_checkpoint(path, {
-            "G": G.state_dict(), "F": F.state_dict(), "D_X": D_X.state_dict(),
-            "D_Y": D_Y.state_dict(), "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-            "epoch": epochs_done, "iter": iters_done, "total_iters": total_iters,
-            "pool_x": pool_x.state_dict(), "pool_y": pool_y.state_dict(),
-            "rng": torch.get_rng_state(), "args": vars(args)})
 
-    n_total = args.n_epochs + args.n_epochs_decay
-    per_epoch = math.ceil(len(dataset) / args.batch_size)
-    run_iters = n_total * per_epoch if args.max_iters is None else min(args.max_iters,
-                                                                        n_total * per_epoch)
-    print(f"{len(dataset.paths['X'])} images in X, {len(dataset.paths['Y'])} in Y: {per_epoch} "
-          f"iterations per epoch, {n_total} epochs; writing to {out}/")
-    stop = StopFlag()
-    sums, window_start, window_iters, start_iters = {}, time.time(), 0, total_iters
-    while epochs_done < n_total and total_iters < run_iters and not stop.stop:
-        epoch = epochs_done + 1
+def resume(args, world, out, device):
+    """The checkpoint of --resume (or None), its settings taken into args."""
+    latest = os.path.join(out, "latest.pt")
+    if world.restarted:  # torchrun --max-restarts started us again: go on from the last save
+        args.resume = os.path.exists(latest)
+    if not args.resume:
+        if os.path.exists(latest):
+            raise ValueError(f"{latest} exists: add --resume to continue that run, or pick "
+                             "another --out")
+        return None
+    ckpt = checkpoints.load_latest(out, device)
+    old = checkpoints.take_settings(args, ckpt, CHANGEABLE_ON_RESUME)
+    if any(getattr(args, k) != old[k] for k in ("lr", "n_epochs", "n_epochs_decay")):
+        done = ckpt["epoch"]  # the schedule is recomputed for the new settings; say what it does
+        last = old["lr"] * linear_decay(max(done, 1), old["n_epochs"], old["n_epochs_decay"])
+        world.say(f"schedule: --lr {args.lr:g}, {args.n_epochs} epochs constant, then "
+                  f"{args.n_epochs_decay} decaying linearly: epoch {max(done, 1)} trained at "
+                  f"{last:.3g}, epoch {done + 1} trains at "
+                  f"{args.lr * linear_decay(done + 1, args.n_epochs, args.n_epochs_decay):.3g}")
+    return ckpt
+
+
+def loop(args, world, device, root, out, nets, pools, at):
+    """Steps (1) to (5) for each epoch left; returns the exit status: 0, or 128 + a signal's."""
+    G, F, D_X, D_Y = (world.wrap(net) for net in nets[:4])  # gradients averaged over ranks
+    opt_G, opt_D = nets[4:]
+    pool_x, pool_y = (distributed.SharedPool(pool, world) for pool in pools)
+    scaler = (torch.amp.GradScaler(device.type)  # float16 needs loss scaling; bfloat16 does not
+              if args.amp and amp_dtype(device) == torch.float16 else None)
+    dataset = UnpairedDataset(root, "train", args.load_size, args.crop_size, args.seed)
+    write = run_writer(args, world, root, out, nets, pools, at, device)
+    n_total, per_epoch = args.n_epochs + args.n_epochs_decay, math.ceil(len(dataset) /
+                                                                       args.batch_size)
+    run_iters = min(args.max_iters or math.inf, n_total * per_epoch)
+    world.say(f"{len(dataset.paths['X'])} images in X, {len(dataset.paths['Y'])} in Y "
+              f"({dataset.layout}): "
+              f"{per_epoch} iterations per epoch, {n_total} epochs; writing to {out}/")
+    stop, stopping, start_iters = distributed.StopFlag(not world.is_main), False, at["total_iters"]
+    while at["epoch"] < n_total and at["total_iters"] < run_iters and not stopping:
+        epoch = at["epoch"] + 1
         lr = args.lr * linear_decay(epoch, args.n_epochs, args.n_epochs_decay)  # appendix 7.1
-        for opt in (opt_G, opt_D):
-            for group in opt.param_groups:
-                group["lr"] = lr
+        for group in opt_G.param_groups + opt_D.param_groups:  # both optimizers, every epoch
+            group["lr"] = lr
         dataset.epoch = epoch
-        order = dataset.order(epoch)[iters_done * args.batch_size:]
-        loader = torch.utils.data.DataLoader(dataset, args.batch_size, sampler=order,
-                                             num_workers=args.num_workers,
-                                             worker_init_fn=StopFlag.ignore_in_worker,
-                                             pin_memory=device.type == "cuda")
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=world.batches(dataset.order(epoch), args.batch_size,
+                                                 at["iter"]),
+            num_workers=args.num_workers, worker_init_fn=distributed.ignore_signals_in_worker,
+            pin_memory=device.type == "cuda")
         for real_x, real_y in loader:
-            # (1) a batch of each domain
+            # (1) a batch of each domain (under torchrun, this rank's share of the batch)
             real_x = real_x.to(device, non_blocking=True, memory_format=torch.channels_last)
             real_y = real_y.to(device, non_blocking=True, memory_format=torch.channels_last)
             # (2) generators, then (3) discriminators on the fakes just made
@@ -343,57 +317,51 @@ def main(argv=None):
                                                    scaler)
             parts.update(discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y, real_x, real_y,
                                             fake_x, fake_y, args.amp, scaler))
-            values = dict(zip(parts, torch.stack(list(parts.values())).tolist()))
-            if not all(math.isfinite(v) for v in values.values()):
-                raise SystemExit(f"error: a loss became NaN or inf at epoch {epoch}, iteration "
-                                 f"{iters_done + 1} ({values}); stopped without saving, so "
-                                 f"{latest} still holds the last good state. Try a smaller --lr.")
-            iters_done += 1
-            total_iters += 1
-            window_iters += 1
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
+            # the ranks agree on the losses, on NaN or inf in a loss or a weight, and on stopping
+            values, finite, stopping = world.agree(parts, nets[:4], stop.stop)
+            if not finite:
+                raise ValueError(f"a loss or a weight became NaN or inf at epoch {epoch}, "
+                                 f"iteration {at['iter'] + 1} ({values}); stopped without "
+                                 f"saving it. {write.last_save()} Try a smaller --lr.")
+            at["iter"] += 1
+            at["total_iters"] += 1
             # (4) a log line
-            if iters_done % args.print_every == 0 or iters_done == per_epoch:
-                s_per_it = (time.time() - window_start) / window_iters
-                mean = {k: v / window_iters for k, v in sums.items()}
-                terms = [f"{k} {v:.3f}" for k, v in mean.items()]  # G and F's terms, then D_X, D_Y
-                G_terms, D_terms = " ".join(terms[:-2]), " ".join(terms[-2:])
-                eta = report.format_time(s_per_it * (run_iters - total_iters))
-                print(f"epoch {epoch}/{n_total} iter {iters_done}/{per_epoch} | {G_terms} | "
-                      f"{D_terms} | {s_per_it:.2f} s/it | ETA {eta}", flush=True)
-                report.append_log(log_path, {
-                    "epoch": epoch, "iter": iters_done, "total_iter": total_iters, "idt": "",
-                    "s_per_it": f"{s_per_it:.4f}", "lr": f"{lr:.3g}",
-                    **{k: f"{v:.5f}" for k, v in mean.items()}})
-                sums, window_start, window_iters = {}, time.time(), 0
-            if total_iters % args.save_every == 0:
-                checkpoint(latest)
-            if stop.stop or total_iters >= run_iters:
+            write.log(values, epoch, n_total, per_epoch, lr, run_iters)
+            if at["total_iters"] % args.save_every == 0:
+                write.checkpoint()
+            if stopping or at["total_iters"] >= run_iters:
                 break
-        if iters_done < per_epoch:  # stopped inside the epoch
+        if at["iter"] < per_epoch:  # stopped inside the epoch
             break
-        # (5) end of epoch: samples, curves, gallery, checkpoint
-        epochs_done, iters_done = epoch, 0
-        report.save_samples(G, F, sample_x, sample_y,
-                            os.path.join(out, "samples", f"epoch_{epoch:03d}.png"))
-        report.plot_losses(log_path, os.path.join(out, "loss_curves.png"))
-        report.write_index(out, f"CycleGAN on {root}")
-        if pairs is not None:
-            print(f"epoch {epoch}/{n_total} | {format_errors(ground_truth_errors(G, F, *pairs))}",
-                  flush=True)
-        checkpoint(latest)
-        if epoch % args.save_epoch_freq == 0:
-            checkpoint(os.path.join(out, f"epoch_{epoch:03d}.pt"))
+        # (5) end of epoch: samples, curves, gallery, checkpoints
+        at["epoch"], at["iter"] = epoch, 0
+        write.end_of_epoch(epoch, n_total)
     stop.restore()
-    checkpoint(latest)
-    done = "finished" if epochs_done >= n_total else "stopped"
-    page = os.path.join(out, "index.html")  # written at the end of each epoch
-    print(f"{done} after {total_iters - start_iters} iterations this run ({epochs_done} epochs "
-          f"done); checkpoint {latest}" + (f", samples {page}" if os.path.exists(page) else ""))
-    if pairs is not None:
-        print(f"{len(pairs[0])} test pairs | {format_errors(ground_truth_errors(G, F, *pairs))}")
-    return 0 if not stop.stop else 130
+    write.checkpoint()
+    world.say(f"{'finished' if at['epoch'] >= n_total else 'stopped'} after "
+              f"{at['total_iters'] - start_iters} iterations this run ({at['epoch']} epochs "
+              f"done); {write.summary()}")
+    return 128 + (stop.signum or signal.SIGINT) if stopping else 0
+
+
+def run_writer(args, world, root, out, nets, pools, at, device):
+    """What rank 0 writes (report.RunWriter), given the checkpoint's content and, on the toy,
+    the ground-truth errors of G and F on its paired test images."""
+    def state():  # one dict (STYLE.md), the same on every rank: check that it is
+        world.check_same_weights(nets[:4])
+        return {**dict(zip(("G", "F", "D_X", "D_Y", "opt_G", "opt_D"),
+                           (obj.state_dict() for obj in nets))), **at,
+                "pool_x": pools[0].state_dict(), "pool_y": pools[1].state_dict(),
+                "rng": torch.get_rng_state(), "args": vars(args), "world_size": world.size}
+
+    def toy_errors():  # a line for the log, and the numbers for the results page
+        e = ground_truth_errors(nets[0], nets[1], *pairs)
+        return (f"{len(pairs[0])} test pairs | {format_errors(e)}",
+                {"L1 G(x) vs y": e["G"], "L1 F(y) vs x": e["F"]})
+
+    pairs = load_pairs(root, args.crop_size, device) if is_toy(root) and world.is_main else None
+    return report.RunWriter(out, args, world.is_main, state, at, nets[0], nets[1], root, device,
+                            toy_errors if pairs is not None else None)
 
 
 if __name__ == "__main__":

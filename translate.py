@@ -1,120 +1,186 @@
 """Translate your own images with a trained generator (arXiv:1703.10593v7, Sec. 3 and Fig. 1):
 G maps domain X to Y (`--direction x2y`), F maps Y back to X (`--direction y2x`).
 
-Reads a train.py checkpoint (runs/NAME/latest.pt) or a generator file released with the authors'
-code, keeps each image's size (padded to a multiple of 4, then cropped back), and writes the
-translations and an index.html that shows each input beside its output.
+From Python: `load_generator` reads a train.py checkpoint or a generator file released with the
+authors' code; `translate_image` (a PIL image, its size kept) and `translate_tensor` (a batch) apply
+it. The command line is built on the same functions and writes an index.html of inputs and outputs.
 """
 import argparse
 import glob
 import html
 import os
+import pathlib
 import re
 import sys
+import tempfile
 import time
-import urllib.request
+import urllib.parse
 
 import torch
 from PIL import Image
 
+from checkpoints import tensor_digest
 from cyclegan import load_official_generator
-from data import IMAGE_EXTENSIONS, find_images, load_rgb, to_image, to_tensor
-from train import pick_device
+from data import IMAGE_EXTENSIONS, as_rgb, find_images, to_image, to_tensor
+from distributed import pick_device
 
 
-def first_line(e):
-    """An exception's message, first line only: every error here is one line."""
-    return str(e).splitlines()[0] if str(e) else type(e).__name__
+def shown(text):
+    """Text fit for one line of a terminal or a page: the first line; file-name bytes that are not
+    UTF-8 as \\xNN; control characters (terminal escape codes) as '?'."""
+    text = str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return re.sub(r"[\x00-\x1f\x7f]", "?", text.strip().split("\n")[0])
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                epilog="Exit status: 0 when every input was translated; 1 on an "
-                                "error, or when any input was skipped (unreadable, too large), "
-                                "after the others and index.html are written.")
-    a = p.add_argument
-    a("--checkpoint", required=True, help="runs/NAME/latest.pt from train.py, or a generator .pth "
-                                          "released with the authors' code (e.g. horse2zebra.pth)")
-    a("--direction", choices=["x2y", "y2x"], default="x2y",
-      help="x2y applies G (X -> Y), y2x applies F (Y -> X). Ignored for a released .pth: it holds "
-           "one generator, whose direction its name gives (horse2zebra.pth: horses to zebras)")
-    a("--input", nargs="+", required=True,
-      help="image files; folders, searched recursively for images; glob patterns in quotes")
-    a("--out", required=True, help="output folder, created if missing; gets index.html too")
-    a("--size", type=int, default=None,
-      help="resize (bicubic) so the shorter side is SIZE; None keeps each image's size")
-    a("--ext", default="png", help="output format, by file extension: png, jpg, webp, ...")
-    a("--batch_size", type=int, default=4, help="consecutive images of equal size run together")
-    a("--max_megapixels", type=float, default=16.0,
-      help="refuse larger images (after --size) up front: the 9-block generator with 64 filters "
-           "needs about 0.9 GB of memory per megapixel on a CPU, so 16 needs about 14 GB")
-    a("--cuda", action="store_true", help="run on the GPU (fails if none is visible)")
-    a("--device", default=None, help="a torch device by name, e.g. cuda:1 or cpu")
-    args = p.parse_args(argv)
-    args.ext = "." + args.ext.lower().lstrip(".")
-    if Image.registered_extensions().get(args.ext) not in Image.SAVE:
-        p.error(f"--ext {args.ext[1:]}: Pillow cannot write that format")
-    if min(args.size or 1, args.batch_size, args.max_megapixels) <= 0:
-        p.error("--size, --batch_size and --max_megapixels must be positive")
-    return args
-
-
-def load_generator(path, direction):
-    """G (x2y) or F (y2x) of a train.py checkpoint, or the one generator of a released file."""
+def read_generator(path, direction="x2y"):
+    """(Generator, name) for G (x2y) or F (y2x) of a train.py checkpoint, or for the one generator
+    of a file released with the authors' code (then `direction` does not apply)."""
     try:  # weights_only: tensors and plain values, never code
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise SystemExit(f"error: --checkpoint {path}: no such file")
+        raise FileNotFoundError(f"{path}: no such file") from None
     except Exception as e:  # pickled code; a folder, a truncated file, not a torch file at all
         if "Weights only load failed" in str(e):
-            culprit = re.search(r"GLOBAL (\S+)", str(e))
-            raise SystemExit(f"error: --checkpoint {path} refused: it holds more than tensors and "
-                             f"plain values{f' ({culprit[1]})' if culprit else ''}, and unpickling "
-                             "anything else could run code")
-        raise SystemExit(f"error: cannot read --checkpoint {path}, is it a complete torch.save "
-                         f"file? ({type(e).__name__}: {first_line(e)})")
+            culprit = re.search(r"GLOBAL ([\w.]+)", str(e))  # torch's advice and colours left out
+            raise ValueError(f"{path} refused: it holds more than tensors and plain values"
+                             f"{f' ({culprit[1]})' if culprit else ''}, and unpickling anything "
+                             "else could run code; a whole saved network should be saved as "
+                             "net.state_dict() instead") from None
+        raise ValueError(f"{path}: cannot read it, is it a complete torch.save file? "
+                         f"({type(e).__name__}: {shown(e)})") from None
     if isinstance(state, dict) and {"G", "F"} <= state.keys():
+        stored = state.pop("tensor_sha256", None)  # saved by checkpoints.save_checkpoint
+        if stored is not None and stored != tensor_digest(state):
+            raise ValueError(f"{path} is corrupt: its tensors do not match the digest saved with "
+                             "them; use a kept copy epoch_NNN.pt from the same run")
         name = "G" if direction == "x2y" else "F"
         state, which = state[name], f"{name} ({'X -> Y' if name == 'G' else 'Y -> X'})"
     elif isinstance(state, dict) and any(str(k).endswith("model.1.weight") for k in state):
         which = "the generator"
-        print(f"note: {path} holds one generator (the authors' layout), so --direction is ignored")
+    elif isinstance(state, torch.Tensor):
+        raise ValueError(f"{path} holds one tensor of shape {tuple(state.shape)}, not a network: "
+                         "give runs/NAME/latest.pt from train.py or a released generator .pth")
     else:
         found = sorted(map(str, state))[:4] if isinstance(state, dict) else type(state).__name__
-        raise SystemExit(f"error: --checkpoint {path}: unknown layout: expected keys 'G' and 'F' "
-                         f"(train.py) or 'model.1.weight' (a released generator), found {found}")
+        raise ValueError(f"{path}: unknown layout: expected keys 'G' and 'F' (train.py) or "
+                         f"'model.1.weight' (a released generator), found {found}")
     try:
         net = load_official_generator(state)
     except (ValueError, RuntimeError, KeyError, AttributeError, IndexError) as e:
-        raise SystemExit(f"error: --checkpoint {path}: not a generator of cyclegan.py's shape: "
-                         f"{first_line(e)}")
+        raise ValueError(f"{path}: not a generator of cyclegan.py's shape: {shown(e)}") from None
     if (net.model[1].in_channels, net.model[-2].out_channels) != (3, 3):
-        raise SystemExit(f"error: --checkpoint {path}: the generator does not map RGB to RGB")
+        raise ValueError(f"{path}: the generator does not map RGB to RGB")
     return net, which
 
 
-def find_inputs(items, out):
-    """(path, name) of each input image, where OUT/name plus the extension is its output.
+def load_generator(path, direction="x2y", device="cpu"):
+    """G (direction x2y) or F (y2x) of a train.py checkpoint, or a released generator, on `device`.
 
-    A file named on the command line is always tried; folders (searched recursively, keeping their
-    subfolders in the name) and glob patterns give only image files. A folder that holds --out is
-    searched without it, so that a second run does not translate the first one's outputs.
+        G = translate.load_generator("runs/horse2zebra/latest.pt")  # F: direction="y2x"
     """
+    net, _ = read_generator(path, direction)
+    return net.to(device).eval()  # eval: by convention; no dropout or running statistics here
+
+
+def pad_to_multiple_of_4(x):
+    """x padded at the bottom and right so each side is a multiple of 4, and at least 8.
+
+    The generator halves the size twice (d128, d256) and doubles it twice (u128, u64), so other
+    sizes come back changed, and the reflection padding of its residual blocks needs 2 pixels at
+    quarter size. Not in the paper: reflecting continues the image without a seam; an image too
+    small to reflect (pad >= side) repeats its edge pixels instead.
+    """
+    H, W = x.shape[-2:]
+    pad_h, pad_w = max(8, -(-H // 4) * 4) - H, max(8, -(-W // 4) * 4) - W
+    x = torch.nn.functional.pad(x, (0, pad_w, 0, 0), mode="reflect" if pad_w < W else "replicate")
+    return torch.nn.functional.pad(x, (0, 0, 0, pad_h),
+                                   mode="reflect" if pad_h < H else "replicate")
+
+
+@torch.no_grad()
+def translate_tensor(net, x):
+    """G(x) or F(y) of a (N, 3, H, W) batch in [-1, 1] (data.to_tensor's range), any H and W.
+
+    Computed on the generator's device, returned on x's, in the shape and dtype of x. The network's
+    train/eval mode does not matter: instance norm always uses each image's own statistics.
+    """
+    if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
+        raise ValueError(f"expected a (N, 3, H, W) float batch in [-1, 1], got {x.dtype} of shape "
+                         f"{tuple(x.shape)}: use data.to_tensor(image).unsqueeze(0)")
+    H, W = x.shape[-2:]
+    weight = next(net.parameters())  # its device and precision (float32, or half on a GPU)
+    fake = net(pad_to_multiple_of_4(x.to(weight.device, weight.dtype)))[..., :H, :W]  # cropped
+    return fake.to(x.device, x.dtype)
+
+
+def resized_size(width, height, size):
+    """(width, height) with the shorter side made `size` (None: unchanged), aspect ratio kept."""
+    scale = size / min(width, height) if size else 1
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resized(img, size):
+    """A PIL image with its shorter side made `size` (bicubic); None keeps it as it is."""
+    return img.resize(resized_size(*img.size, size), Image.Resampling.BICUBIC) if size else img
+
+
+def translate_image(net, img, size=None):
+    """G(x) or F(y) of a PIL image in any mode, as an RGB image of its size (or with the shorter
+    side resized to `size`, bicubic, first).
+
+        zebra = translate.translate_image(G, Image.open("horse.jpg"))
+    """
+    img = resized(as_rgb(img), size)
+    return to_image(translate_tensor(net, to_tensor(img).unsqueeze(0))[0])
+
+
+def read_image(path, size=None, max_megapixels=16.0):
+    """An image file as RGB, resized as translate_image does. Too large for `max_megapixels` is a
+    ValueError, found from the file's header before any pixel is decoded or resized."""
+    limit = Image.MAX_IMAGE_PIXELS  # Pillow's guard against decompression bombs, replaced here by
+    Image.MAX_IMAGE_PIXELS = None  # checks that name our flags, and restored at once
+    try:
+        with Image.open(path) as img:  # reads the header only
+            (W, H), mp = img.size, img.width * img.height / 1e6
+            w, h = resized_size(W, H, size)
+            if w * h / 1e6 > max_megapixels:
+                raise ValueError(f"{W}x{H}{f' resized to {w}x{h}' if size else ''} is "
+                                 f"{w * h / 1e6:.3g} megapixels, more than --max_megapixels "
+                                 f"{max_megapixels:g}: " + ("use a smaller --size" if size else
+                                                            "add --size 1024 (say) to shrink it"))
+            if limit and mp > max(max_megapixels, limit / 1e6):  # only with --size
+                raise ValueError(f"{W}x{H} is {mp:.0f} megapixels, more than Pillow decodes by "
+                                 f"default ({limit / 1e6:.0f}, against decompression bombs): "
+                                 f"add --max_megapixels {mp + 1:.0f} if you trust the file")
+            img = as_rgb(img)  # decodes
+    except (OSError, SyntaxError) as e:
+        raise OSError(f"not a readable image ({shown(e)})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    return resized(img, size)  # after as_rgb: a phone photo's stored rotation may swap W and H
+
+
+def find_inputs(items, out):
+    """(path, name) of each input image, where OUT/name plus the extension is its output; and the
+    items that gave none. A file named on the command line is always tried; folders (searched
+    recursively, keeping their subfolders in the name) and glob patterns give only image files,
+    and never any from --out: a second run does not translate the first one's outputs."""
     out, inputs, missing = os.path.realpath(out), [], []
+
+    def in_out(path):
+        return os.path.commonpath([out, os.path.realpath(path)]) == out
     for item in items:
-        found = []
-        for match in [item] if os.path.exists(item) else sorted(glob.glob(item, recursive=True)):
-            if os.path.isdir(match):
-                real = os.path.realpath(match)
-                holds_out = out != real and os.path.commonpath([out, real]) == real
-                for path in find_images(match):
-                    if not (holds_out and os.path.commonpath([out, os.path.realpath(path)]) == out):
-                        found.append((path, os.path.splitext(os.path.relpath(path, match))[0]))
-            elif match == item or match.lower().endswith(IMAGE_EXTENSIONS):
+        found, matches = [], [item] if os.path.exists(item) else glob.glob(item, recursive=True)
+        for match in sorted(matches):
+            if match == item and os.path.isfile(match):
+                found.append((match, os.path.splitext(os.path.basename(match))[0]))
+            elif os.path.isdir(match):
+                found += [(path, os.path.splitext(os.path.relpath(path, match))[0])
+                          for path in find_images(match) if not in_out(path)]
+            elif match.lower().endswith(IMAGE_EXTENSIONS) and not in_out(match):
                 found.append((match, os.path.splitext(os.path.basename(match))[0]))
         inputs += found
-        missing += [] if found else [item]
+        missing += [] if found or any(map(in_out, matches)) else [item]
     return inputs, missing
 
 
@@ -136,48 +202,66 @@ def plan_outputs(inputs, out, ext):
     return plan
 
 
-def pad_to_multiple_of_4(x):
-    """x padded at the bottom and right so each side is a multiple of 4, and at least 8.
-
-    The generator halves the size twice (d128, d256) and doubles it twice (u128, u64), so other
-    sizes come back changed, and the reflection padding of its residual blocks needs 2 pixels at
-    quarter size. Not in the paper: reflecting continues the image without a seam; an image too
-    small to reflect (pad >= side) repeats its edge pixels instead.
-    """
-    H, W = x.shape[-2:]
-    pad_h, pad_w = max(8, -(-H // 4) * 4) - H, max(8, -(-W // 4) * 4) - W
-    x = torch.nn.functional.pad(x, (0, pad_w, 0, 0), mode="reflect" if pad_w < W else "replicate")
-    return torch.nn.functional.pad(x, (0, 0, 0, pad_h),
-                                   mode="reflect" if pad_h < H else "replicate")
-
-
-@torch.inference_mode()
-def translate_batch(net, images, device):
-    """G(x) or F(y) of same-size PIL images, as a (N, 3, H, W) tensor in [-1, 1] at their size."""
-    real = torch.stack([to_tensor(img) for img in images]).to(device)  # (N, 3, H, W)
-    H, W = real.shape[-2:]
-    return net(pad_to_multiple_of_4(real))[..., :H, :W].cpu()  # cropped back to (N, 3, H, W)
+def make_out(out, targets, overwrite):
+    """Create the folder --out, or say why this run cannot write `targets` there: it is a file or
+    read-only, or (without `overwrite`) some exist: we never replace what we did not write."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise NotADirectoryError(f"--out {out} is a file: give a folder")
+    there = [t for t in targets if os.path.lexists(t)]
+    if there and not overwrite:
+        names = ", ".join([os.path.basename(t) for t in there[:3]] + ["..."] * (len(there) > 3))
+        raise FileExistsError(f"--out {out} already holds {len(there)} of this run's output files "
+                              f"({names}): add --overwrite to replace them, or choose another "
+                              "--out")
+    try:
+        os.makedirs(out, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):  # can we write there at all?
+            pass
+    except OSError as e:
+        raise PermissionError(f"--out {out}: cannot write there ({e.strerror or e})") from None
 
 
-def read_batches(plan, size, batch_size, max_pixels, skip):
-    """Lists of (image, input, output) of one size: at most batch_size images, max_pixels pixels."""
+def write_atomically(target, write):
+    """write(temporary path), then rename it to `target`: a stopped run leaves no half a file."""
+    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_index(out, title, done, skipped):
+    """OUT/index.html: each input beside its translation (relative links), then what was skipped.
+    A file name that is not UTF-8 is linked by its bytes and shown with \\xNN escapes."""
+    def cell(path, label):
+        url = urllib.parse.quote(os.fsencode(os.path.relpath(path, out).replace(os.sep, "/")))
+        return f'<td><img src="{url}"><br>{html.escape(label)}</td>'
+    rows = [f"<tr>{cell(src, shown(src))}{cell(dst, shown(os.path.relpath(dst, out)))}</tr>"
+            for src, dst in done]
+    rows += [f'<tr><td colspan="2">skipped {html.escape(shown(src))}: {html.escape(why)}</td></tr>'
+             for src, why in skipped]
+    page = (f'<!doctype html>\n<meta charset="utf-8"><title>{html.escape(title)}</title>\n'
+            "<style>img { width: 320px } td { vertical-align: top }</style>\n"
+            f"<h1>{html.escape(title)}</h1>\n<table>\n<tr><th>input</th><th>output</th></tr>\n"
+            + "\n".join(rows) + "\n</table>\n")
+    write_atomically(os.path.join(out, "index.html"),
+                     lambda tmp: pathlib.Path(tmp).write_text(page, encoding="utf-8"))
+
+
+def read_batches(plan, size, batch_size, max_megapixels, skip):
+    """Lists of (image, input, output) of one size: at most batch_size images and max_megapixels."""
     batch = []
     for path, target in plan:
         try:
-            img = load_rgb(path)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-            skip(path, f"not a readable image ({first_line(e)})")
-            continue
-        if size:  # shorter side to `size`, aspect ratio kept
-            scale = size / min(img.size)
-            img = img.resize([max(1, round(s * scale)) for s in img.size], Image.Resampling.BICUBIC)
-        pixels = img.width * img.height
-        if pixels > max_pixels:
-            skip(path, f"{img.width}x{img.height} is {pixels / 1e6:.1f} megapixels, more than "
-                       f"--max_megapixels {max_pixels / 1e6:g}: add --size 1024 (say) to shrink it")
+            img = read_image(path, size, max_megapixels)
+        except (OSError, ValueError) as e:
+            skip(path, shown(e))
             continue
         if batch and (img.size != batch[0][0].size or len(batch) >= batch_size
-                      or (len(batch) + 1) * pixels > max_pixels):
+                      or (len(batch) + 1) * img.width * img.height > max_megapixels * 1e6):
             yield batch
             batch = []
         batch.append((img, path, target))
@@ -185,47 +269,81 @@ def read_batches(plan, size, batch_size, max_pixels, skip):
         yield batch
 
 
-def write_index(out, title, done, skipped):
-    """OUT/index.html: each input beside its translation (relative links), then what was skipped."""
-    def cell(path, label):
-        url = urllib.request.pathname2url(os.path.relpath(path, out))
-        return f'<td><img src="{html.escape(url)}"><br>{html.escape(label)}</td>'
-    rows = [f"<tr>{cell(src, src)}{cell(dst, os.path.relpath(dst, out))}</tr>" for src, dst in done]
-    rows += [f'<tr><td colspan="2">skipped {html.escape(src)}: {html.escape(why)}</td></tr>'
-             for src, why in skipped]
-    with open(os.path.join(out, "index.html"), "w", encoding="utf-8") as f:
-        f.write(f'<!doctype html>\n<meta charset="utf-8"><title>{html.escape(title)}</title>\n'
-                "<style>img { width: 320px } td { vertical-align: top }</style>\n"
-                f"<h1>{html.escape(title)}</h1>\n<table>\n<tr><th>input</th><th>output</th></tr>\n"
-                + "\n".join(rows) + "\n</table>\n")
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                epilog="Exit status: 0 when every input was translated; 1 on an "
+                                "error, or when any input was skipped (unreadable, too large), "
+                                "after the others and index.html are written.")
+    a = p.add_argument
+    a("--checkpoint", required=True, help="runs/NAME/latest.pt from train.py, or a generator .pth "
+                                          "released with the authors' code (e.g. horse2zebra.pth)")
+    a("--direction", choices=["x2y", "y2x"], default="x2y", help="x2y applies G (X -> Y), y2x "
+      "applies F (Y -> X); a released .pth holds one generator (horse2zebra.pth: horses to zebras)")
+    a("--input", nargs="+", required=True,
+      help="image files; folders, searched recursively for images; glob patterns in quotes")
+    a("--out", required=True, help="output folder, created if missing; gets index.html too")
+    a("--overwrite", action="store_true",
+      help="replace output files (and index.html) that already exist in --out")
+    a("--size", type=int, default=None,
+      help="resize (bicubic) so the shorter side is SIZE; None keeps each image's size")
+    a("--ext", default="png", help="output format, by file extension: png, jpg, webp, ...")
+    a("--batch_size", type=int, default=4, help="consecutive images of equal size run together")
+    a("--max_megapixels", type=float, default=16.0,
+      help="refuse larger images (after --size) up front: the 9-block generator with 64 filters "
+           "needs about 0.9 GB of memory per megapixel on a CPU, so 16 needs about 14 GB")
+    a("--cuda", action="store_true", help="run on the GPU (fails if none is visible)")
+    a("--device", default=None, help="a torch device by name, e.g. cuda:1 or cpu")
+    args = p.parse_args(argv)
+    args.ext = "." + args.ext.lower().lstrip(".")
+    if Image.registered_extensions().get(args.ext) not in Image.SAVE:
+        p.error(f"--ext {args.ext[1:]}: Pillow cannot write that format")
+    if min(args.size or 1, args.batch_size, args.max_megapixels) <= 0:
+        p.error("--size, --batch_size and --max_megapixels must be positive")
+    if (args.size or 0) ** 2 > args.max_megapixels * 1e6:  # the shorter side squared, at least
+        p.error(f"--size {args.size} makes every image at least {args.size ** 2 / 1e6:g} "
+                f"megapixels, more than --max_megapixels {args.max_megapixels:g}")
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    device = pick_device(args)
-    net, which = load_generator(args.checkpoint, args.direction)
-    net = net.to(device).eval()  # eval: by convention; no dropout or running statistics here
+    try:
+        device = pick_device(args)
+    except ValueError as e:
+        raise SystemExit(f"error: {shown(e)}")
+    try:
+        net, which = read_generator(args.checkpoint, args.direction)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: --checkpoint {shown(e)}")
+    net = net.to(device).eval()  # as load_generator does
+    if not which.startswith(("G ", "F ")):
+        print(f"note: {shown(args.checkpoint)} holds one generator (the authors' layout), "
+              "so --direction is ignored")
     inputs, missing = find_inputs(args.input, args.out)
     skipped = []
 
     def skip(path, why):
-        print(f"warning: skipping {path}: {why}", file=sys.stderr, flush=True)
+        print(f"warning: skipping {shown(path)}: {why}", file=sys.stderr, flush=True)
         skipped.append((path, why))
     for item in missing:
         skip(item, "no such file, no images in that folder, or no image matches that pattern")
     plan = plan_outputs(inputs, args.out, args.ext)
     if not plan:
-        raise SystemExit(f"error: no input images in {' '.join(args.input)}")
+        raise SystemExit(f"error: no input images in {shown(' '.join(args.input))}"
+                         + (" outside --out: a run never reads its own output folder"
+                            if len(missing) < len(args.input) else ""))
     try:
-        os.makedirs(args.out, exist_ok=True)
+        make_out(args.out, [t for _, t in plan] + [os.path.join(args.out, "index.html")],
+                 args.overwrite)
     except OSError as e:
-        raise SystemExit(f"error: cannot create --out {args.out}: {e}")
-    print(f"translating {len(plan)} images with {which} from {args.checkpoint} on {device}")
+        raise SystemExit(f"error: {shown(e)}")
+    print(f"translating {len(plan)} images with {which} from {shown(args.checkpoint)} on {device}")
 
-    done, start = [], time.time()
-    for batch in read_batches(plan, args.size, args.batch_size, args.max_megapixels * 1e6, skip):
+    done, start, fmt = [], time.time(), Image.registered_extensions()[args.ext]
+    for batch in read_batches(plan, args.size, args.batch_size, args.max_megapixels, skip):
         try:
-            fakes = translate_batch(net, [img for img, _, _ in batch], device)
+            fakes = translate_tensor(net, torch.stack([to_tensor(img) for img, _, _ in batch]))
         except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError too
             if not isinstance(e, torch.OutOfMemoryError) and not re.search(
                     "out of memory|can't allocate memory", str(e)):
@@ -235,13 +353,16 @@ def main(argv=None):
                 skip(path, f"out of memory at {W}x{H}: add --size 1024 (say), or --batch_size 1")
             continue
         for fake, (_, path, target) in zip(fakes, batch):
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            to_image(fake).save(target, quality=95)  # quality: for jpg and webp; png ignores it
+            try:  # quality: for jpg and webp; png ignores it
+                write_atomically(target, lambda tmp: to_image(fake).save(tmp, fmt, quality=95))
+            except OSError as e:  # a full disk, a file where a subfolder should be
+                raise SystemExit(f"error: cannot write {shown(target)} ({shown(e.strerror or e)});"
+                                 f" the {len(done)} images before it are complete")
             done.append((path, target))
         print(f"{len(done) + len(skipped)}/{len(plan) + len(missing)} images | "
               f"{len(done) / (time.time() - start):.2f} images/s", flush=True)
-    write_index(args.out, f"{which} from {args.checkpoint}", done, skipped)
-    print(f"translated {len(done)} images into {args.out}/ (see {args.out}/index.html)"
+    write_index(args.out, f"{which} from {shown(args.checkpoint)}", done, skipped)
+    print(f"translated {len(done)} images into {shown(args.out)}/ (see index.html there)"
           + (f"; skipped {len(skipped)}, listed above" if skipped else ""))
     return 1 if skipped else 0
 

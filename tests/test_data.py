@@ -2,6 +2,7 @@
 and the dataset download (tested against a local server on 127.0.0.1, never the internet)."""
 import http.server
 import io
+import pickle
 import threading
 import zipfile
 
@@ -168,28 +169,90 @@ def test_dataset_finds_any_extension_case_in_subfolders_and_skips_broken_files(t
 
 def test_truncated_image_is_reported_and_replaced_when_met(tmp_path, capsys):
     root = make_dataset(tmp_path, n_a=2, n_b=1)
+    Image.effect_noise((64, 64), 50).save(root / "trainA" / "a1.jpg")  # a header, then data
     whole = (root / "trainA" / "a1.jpg").read_bytes()
-    (root / "trainA" / "a0.jpg").write_bytes(whole[:len(whole) // 2])  # header fine, data cut
-    ds = UnpairedDataset(str(root), "train", 10, 8)
-    real_x, _ = ds[0]
-    assert "a0.jpg" in capsys.readouterr().err
-    assert real_x[0].mean().item() == pytest.approx(10 / 127.5 - 1, abs=1e-6)  # a1 stood in
+    (root / "trainA" / "a1.jpg").write_bytes(whole[:len(whole) // 2])  # header fine, data cut
+    ds = UnpairedDataset(str(root), "train", 10, 8)  # decodes a0 in full, a1's header only
+    assert "a1.jpg" not in capsys.readouterr().err
+    real_x, _ = ds[1]
+    assert "a1.jpg" in capsys.readouterr().err
+    assert real_x[0].mean().item() == pytest.approx(0 / 127.5 - 1, abs=1e-6)  # a0 stood in
 
 
 def test_missing_or_empty_domain_names_the_layout(tmp_path):
     (tmp_path / "trainA").mkdir()
-    with pytest.raises(SystemExit, match="trainB"):
+    with pytest.raises(FileNotFoundError, match=r"neither trainA/ and trainB/ nor train/A/ and "):
         UnpairedDataset(str(tmp_path))
     (tmp_path / "trainB").mkdir()
-    with pytest.raises(SystemExit, match="no images"):
+    with pytest.raises(FileNotFoundError, match=r"no images \(.jpg.*\) in .*trainA"):
         UnpairedDataset(str(tmp_path))
+
+
+def test_the_train_slash_a_layout_is_read_as_well_and_named(tmp_path):
+    authors = make_dataset(tmp_path / "authors", n_a=3, n_b=5)
+    other = tmp_path / "other"
+    (other / "train").mkdir(parents=True)
+    (authors / "trainA").rename(other / "train" / "A")  # the same images, in train/A, train/B
+    (authors / "trainB").rename(other / "train" / "B")
+    ds = UnpairedDataset(str(other), "train", 10, 8)
+    assert ds.layout == "train/A/ and train/B/"
+    assert len(ds.paths["X"]) == 3 and len(ds.paths["Y"]) == 5  # A is X, B is Y, as in trainA
+    assert UnpairedDataset(str(make_dataset(tmp_path / "a")), "train", 10, 8).layout == \
+        "trainA/ and trainB/"
+    assert data.has_split(str(other), "train") and not data.has_split(str(other), "test")
+
+
+def test_a_dataroot_that_is_a_file_is_named_as_such(tmp_path):
+    (tmp_path / "horse2zebra.zip").write_bytes(b"PK")
+    with pytest.raises(NotADirectoryError, match=r"horse2zebra.zip is a file, not a folder "
+                                                 r"\(unpack it first\): give the folder"):
+        data.resolve_dataroot(str(tmp_path / "horse2zebra.zip"))
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        UnpairedDataset(str(tmp_path / "horse2zebra.zip"))
+
+
+def test_a_domain_where_nothing_decodes_says_so(tmp_path, capsys):
+    root = make_dataset(tmp_path, n_a=2, n_b=1)
+    (root / "trainA" / "a0.jpg").write_bytes(b"\xff\xd8 not a jpeg")  # fails at the header
+    Image.effect_noise((64, 64), 50).save(root / "trainA" / "a1.jpg")
+    whole = (root / "trainA" / "a1.jpg").read_bytes()
+    (root / "trainA" / "a1.jpg").write_bytes(whole[:len(whole) // 2])  # header fine, data cut
+    with pytest.raises(ValueError, match=r"none of the 2 image files in .*trainA decodes"):
+        UnpairedDataset(str(root))
+    err = capsys.readouterr().err
+    assert "skipping" in err and "a0.jpg" in err and "a1.jpg" in err  # each bad file by name
+
+
+def test_data_functions_raise_exceptions_never_system_exit(tmp_path, monkeypatch):
+    # A notebook catches these; train.py's main prints "error: " + the message.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(FileExistsError, match="mine exists, but holds no toy.txt"):
+        data.make_toy("mine")
+    with pytest.raises(FileNotFoundError, match="^--dataroot nowhere: no such folder"):
+        data.resolve_dataroot("nowhere")
+    with pytest.raises(FileNotFoundError, match="nowhere: no such folder"):
+        UnpairedDataset("nowhere")
+
+
+def test_dataset_pickles_and_loads_in_spawned_workers(tmp_path):
+    # spawn (the default on macOS and Windows) sends each worker a pickled copy of the dataset
+    ds = UnpairedDataset(str(make_dataset(tmp_path)), "train", 10, 8, seed=3)
+    ds.epoch = 2
+    copy = pickle.loads(pickle.dumps(ds))
+    assert torch.equal(copy[4][1], ds[4][1]) and copy.epoch == 2
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2,
+                                         multiprocessing_context="spawn")
+    expected = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=0)
+    for (x, y), (x0, y0) in zip(loader, expected, strict=True):  # 5 items: batches of 2, 2, 1
+        assert torch.equal(x, x0) and torch.equal(y, y0)
 
 
 def test_known_dataset_name_gets_the_download_command(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match="python data.py download horse2zebra"):
+    with pytest.raises(FileNotFoundError, match="`python data.py download horse2zebra`"):
         data.resolve_dataroot("horse2zebra")
-    with pytest.raises(SystemExit, match="no such folder"):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
         data.resolve_dataroot("my_photos")
     make_dataset(tmp_path / "datasets" / "horse2zebra")
     assert data.resolve_dataroot("horse2zebra").endswith("horse2zebra")
@@ -238,14 +301,16 @@ def test_download_unpacks_a_good_zip(tmp_path, server):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["facades"]  # no zip or .part left
 
 
+SPLITS = ("trainA", "trainB", "testA", "testB")
+
+
 def test_download_refuses_entries_outside_the_target(tmp_path, server):
     url, files = server
     body = zip_bytes({"maps/trainA/1.jpg": b"x", "../escaped.txt": b"gotcha"})
     files["/maps.zip"] = (body, len(body))
-    with pytest.raises(SystemExit, match="unsafe path"):
+    with pytest.raises(ValueError, match="unsafe path '../escaped.txt': nothing was unpacked"):
         data.download("maps", str(tmp_path / "datasets"), url)
-    assert not (tmp_path / "escaped.txt").exists()
-    assert not (tmp_path / "datasets" / "maps").exists()
+    assert list(tmp_path.iterdir()) == []  # no escaped.txt, and the datasets/ it made is gone
 
 
 def test_truncated_download_leaves_nothing_behind(tmp_path, server, monkeypatch):
@@ -253,6 +318,56 @@ def test_truncated_download_leaves_nothing_behind(tmp_path, server, monkeypatch)
     body = zip_bytes({"maps/trainA/1.jpg": b"x" * 1000})
     files["/maps.zip"] = (body[:100], len(body))  # the connection ends early
     monkeypatch.setenv("CYCLEGAN_DATASETS_URL", url)  # a mirror, set by environment
-    with pytest.raises(SystemExit, match="could not download"):
+    with pytest.raises(OSError, match="could not download .*stopped at 100 of"):
         data.download("maps", str(tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_archive_damaged_inside_leaves_no_partial_dataset(tmp_path, server):
+    url, files = server
+    entries = {f"facades/{d}/1.jpg": b"x" for d in SPLITS}
+    entries["facades/testB/2.jpg"] = b"abcdefgh" * 100  # stored as is: its bytes are in the zip
+    body = zip_bytes(entries).replace(b"abcdefgh" * 10, b"abcdefgX" * 10, 1)  # CRC-32 now wrong
+    files["/facades.zip"] = (body, len(body))
+    with pytest.raises(OSError, match="could not unpack .*Bad CRC-32.*nothing was kept"):
+        data.download("facades", str(tmp_path), url)
+    # 1.jpg of every split unpacked before the damage was met: all of it went with the rest
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_archive_without_both_splits_is_not_kept(tmp_path, server):
+    url, files = server
+    body = zip_bytes({"facades/trainA/1.jpg": b"x", "facades/trainB/1.jpg": b"x"})  # no test
+    files["/facades.zip"] = (body, len(body))
+    with pytest.raises(ValueError, match="holds no complete dataset: facades/ lacks testA/, "
+                                         "testB/; nothing was kept"):
+        data.download("facades", str(tmp_path), url)
+    assert list(tmp_path.iterdir()) == []
+    body = zip_bytes({f"facades/{s}/{d}/1.jpg": b"x" for s in ("train", "test") for d in "AB"})
+    files["/facades.zip"] = (body, len(body))  # the other layout is complete
+    assert data.download("facades", str(tmp_path), url) == str(tmp_path / "facades")
+    with pytest.raises(FileExistsError, match="facades exists already: train with it, or remove"):
+        data.download("facades", str(tmp_path), url)  # never unpacked over a dataset
+
+
+def test_download_command_line_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    assert data.main(["download", "facades", "--to", str(tmp_path / "afile")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: --to {tmp_path / 'afile'} is a file, not a folder: name a folder to " \
+                  "unpack into\n"
+    assert data.main(["download", "facades", "--to", str(tmp_path / "afile" / "datasets")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: --to {tmp_path / 'afile' / 'datasets'}: cannot write there (Not a " \
+                  "directory); pick another folder\n"
+    assert data.main(["download", "facades", "--to", str(tmp_path), "--url",
+                      "example.org/cyclegan"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: --url example.org/cyclegan: not a URL; write it with its "
+                          "scheme, e.g. https://example.org/cyclegan")
+    assert err.count("\n") == 1
+    assert data.main(["download", "facades", "--to", str(tmp_path), "--url",
+                      (tmp_path / "mirror").as_uri()]) == 1  # file://, but no facades.zip there
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not download file://") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == [tmp_path / "afile"]

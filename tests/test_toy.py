@@ -91,6 +91,10 @@ def test_a_few_iterations_on_the_toy_train_and_evaluate(tmp_path, capsys):
     assert "epoch 2/2 | L1 to ground truth: G(x)" in printed  # each epoch's log
     assert "2 test pairs | L1 to ground truth" in printed  # and the end
     assert os.path.exists(os.path.join(out, "index.html"))
+    metrics = open(os.path.join(out, "metrics.csv")).read().splitlines()  # the page's curve
+    assert metrics[0].startswith("epoch,L1 G(x) vs y,L1 F(y) vs x") and len(metrics) == 3
+    page = open(os.path.join(out, "index.html")).read()
+    assert "metrics.png" in page and "lambda_cyc" in page  # the curve and the run's settings
     assert evaluate.main([os.path.join(out, "latest.pt")]) == 0
     assert "(epoch 2), 2 test pairs: L1 to ground truth" in capsys.readouterr().out
 

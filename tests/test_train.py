@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -194,23 +193,8 @@ def test_existing_run_needs_resume_and_resume_refuses_conflicting_flags(tmp_path
 def test_checkpoint_that_would_run_code_is_refused(tmp_path, data_dir):
     os.makedirs(tmp_path / "run")
     torch.save({"G": Args()}, tmp_path / "run" / "latest.pt")  # a pickled object, not weights
-    with pytest.raises(SystemExit, match="cannot read checkpoint"):
+    with pytest.raises(SystemExit, match="refused: it holds pickled Python objects"):
         run(tmp_path, "--resume")
-
-
-def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    path = str(tmp_path / "latest.pt")
-    train.save_checkpoint(path, {"epoch": 1})
-
-    def crash(obj, f):
-        f.write(b"half a checkpoint")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(SystemExit, match="could not write checkpoint .*disk full"):
-        train.save_checkpoint(path, {"epoch": 2})
-    assert torch.load(path, weights_only=True) == {"epoch": 1}  # the last good one is intact
-    assert os.listdir(tmp_path) == ["latest.pt"]  # and the half-written file is gone
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, monkeypatch):

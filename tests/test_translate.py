@@ -113,15 +113,15 @@ def test_more_pixels_than_the_budget_are_refused_unless_size_shrinks_them(tmp_pa
     assert "--size" in capsys.readouterr().err
     # 16 * 22 = 352 pixels <= 1000: translated
     assert run(tmp_path, "--input", tmp_path / "in.png", "--max_megapixels", 0.001,
-               "--size", 16) == 0
+               "--size", 16, "--out", tmp_path / "small") == 0
 
 
 def test_out_of_memory_is_one_line_suggesting_size(tmp_path, capsys, monkeypatch):
     random_image(tmp_path / "in.png", 8, 8)
 
-    def no_memory(net, images, device):
+    def no_memory(net, x):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-    monkeypatch.setattr(translate, "translate_batch", no_memory)
+    monkeypatch.setattr(translate, "translate_tensor", no_memory)
     assert run(tmp_path, "--input", tmp_path / "in.png") == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "in.png" in err and "--size" in err
@@ -278,6 +278,285 @@ def test_a_second_run_does_not_translate_the_first_runs_outputs(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     random_image(photos / "cat.png", 8, 8)
-    for _ in range(2):  # --out inside the input folder: the folder is searched without it
-        assert run(tmp_path, "--input", photos, "--out", photos / "zebra") == 0
+    for again in ([], ["--overwrite"]):  # --out inside the input folder: searched without it
+        assert run(tmp_path, "--input", photos, "--out", photos / "zebra", *again) == 0
     assert sorted(os.listdir(photos / "zebra")) == ["cat.png", "index.html"]
+
+
+# The Python API (issue 17): the same functions the command line is built on
+
+
+def test_load_generator_and_translate_image_give_what_translate_py_writes(tmp_path):
+    G, F = tiny_checkpoint(tmp_path / "latest.pt")
+    random_image(tmp_path / "in.png", 37, 50, "L")  # grayscale, sides not multiples of 4
+    run(tmp_path, "--input", tmp_path / "in.png", "--out", tmp_path / "y")
+    run(tmp_path, "--input", tmp_path / "in.png", "--out", tmp_path / "x", "--direction", "y2x")
+    for direction, folder in (("x2y", "y"), ("y2x", "x")):  # the two documented lines:
+        net = translate.load_generator(tmp_path / "latest.pt", direction)
+        out = translate.translate_image(net, Image.open(tmp_path / "in.png"))
+        assert (out.mode, out.size) == ("RGB", (37, 50))  # any mode in, RGB of the same size out
+        assert (np.asarray(out) == pixels(tmp_path / folder / "in.png")).all()
+    # and the two directions really are two different networks, G and F
+    assert not (pixels(tmp_path / "x" / "in.png") == pixels(tmp_path / "y" / "in.png")).all()
+
+
+def test_translate_tensor_keeps_the_shape_and_ignores_train_or_eval_mode(tmp_path):
+    G, _ = tiny_checkpoint(tmp_path / "latest.pt")
+    real_x = torch.rand(2, 3, 50, 37) * 2 - 1  # two images in [-1, 1], 37 wide, 50 high
+    fake_y = translate.translate_tensor(G.eval(), real_x)
+    assert fake_y.shape == (2, 3, 50, 37)  # padded to 52 x 40 inside, cropped back
+    # instance norm always uses each image's own statistics and there is no dropout, so
+    # train mode gives the same numbers (batch norm with running statistics would not)
+    assert torch.equal(translate.translate_tensor(G.train(), real_x), fake_y)
+    # a network in half precision (bfloat16) takes the float32 batch and gives float32 back
+    half = translate.translate_tensor(Generator(ngf=4, n_blocks=1).bfloat16(), real_x)
+    assert half.dtype == torch.float32 and half.shape == (2, 3, 50, 37)
+    with torch.no_grad():  # and each image alone gives what it gives in the batch
+        alone = G.eval()(translate.pad_to_multiple_of_4(real_x[1:]))[..., :50, :37]
+    assert torch.allclose(alone, fake_y[1:], atol=1e-6)
+
+
+def test_translate_py_the_api_and_the_training_sample_grid_agree(tmp_path):
+    """One image, one set of weights, three paths: report.save_samples (what train.py shows each
+    epoch), translate_image, and translate.py. Each must give the same pixels."""
+    import types
+
+    import report
+    import train
+    from data import UnpairedDataset
+    root = tmp_path / "data"
+    for split, seed in (("testA", 1), ("testB", 2)):
+        (root / split).mkdir(parents=True)
+        random_image(root / split / "0.png", 30, 30, seed=seed)  # shown at --crop_size 24
+    # networks exactly as train.py makes them (channels-last memory) and its sample images
+    args = types.SimpleNamespace(ngf=4, n_blocks=1, ndf=4, lr=2e-4, beta1=0.5)
+    G, F = train.make_networks(args, torch.device("cpu"))[:2]
+    samples = UnpairedDataset(str(root), "test", 24, 24)
+    sample_x, sample_y = samples.load("X", 0)[None], samples.load("Y", 0)[None]
+    report.save_samples(G.train(), F.train(), sample_x, sample_y, tmp_path / "grid.png")
+    grid = pixels(tmp_path / "grid.png")  # rows: real_x | fake_y | rec_x, real_y | fake_x | rec_y
+    fake_y_in_grid, fake_x_in_grid = grid[:24, 24:48], grid[24:, 24:48]
+    torch.save({"G": G.state_dict(), "F": F.state_dict()}, tmp_path / "latest.pt")
+    for direction, split, in_grid in (("x2y", "testA", fake_y_in_grid),
+                                      ("y2x", "testB", fake_x_in_grid)):
+        net = translate.load_generator(tmp_path / "latest.pt", direction)
+        # the same bicubic resize: 30 x 30 to 24 x 24 (test_transform; --size 24, shorter side)
+        api = translate.translate_image(net, Image.open(root / split / "0.png"), size=24)
+        assert (np.asarray(api) == in_grid).all()
+        run(tmp_path, "--input", root / split, "--out", tmp_path / direction,
+            "--direction", direction, "--size", 24)
+        assert (pixels(tmp_path / direction / "0.png") == in_grid).all()
+
+
+def test_library_functions_raise_ordinary_exceptions_never_systemexit(tmp_path):
+    tiny_checkpoint(tmp_path / "latest.pt")
+    with pytest.raises(FileNotFoundError, match=r"nope\.pt: no such file"):
+        translate.load_generator(tmp_path / "nope.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "odd.pt")
+    with pytest.raises(ValueError, match=r"odd\.pt: unknown layout: expected keys 'G' and 'F'"):
+        translate.load_generator(tmp_path / "odd.pt")
+    (tmp_path / "half.pt").write_bytes((tmp_path / "latest.pt").read_bytes()[:100])  # cut short
+    with pytest.raises(ValueError, match=r"half\.pt: cannot read it, is it a complete torch.save"):
+        translate.load_generator(tmp_path / "half.pt")
+    G = translate.load_generator(tmp_path / "latest.pt")
+    with pytest.raises(ValueError, match=r"expected a \(N, 3, H, W\) float batch.*unsqueeze"):
+        translate.translate_tensor(G, torch.zeros(3, 8, 8))  # one image without its batch axis
+    random_image(tmp_path / "big.png", 40, 30)
+    # 40 * 30 = 1200 pixels = 0.0012 megapixels > 0.001
+    with pytest.raises(ValueError, match="40x30 is 0.0012 megapixels, more than --max_megapixels "
+                                         "0.001: add --size"):
+        translate.read_image(tmp_path / "big.png", max_megapixels=0.001)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(OSError, match="not a readable image"):
+        translate.read_image(tmp_path / "bad.png")
+
+
+def test_the_example_in_docs_runs_and_matches_translate_py(tmp_path):
+    tiny_checkpoint(tmp_path / "latest.pt")
+    random_image(tmp_path / "horse.png", 21, 13, "RGBA")
+    for direction in ("x2y", "y2x"):
+        result = subprocess.run([sys.executable, str(ROOT / "docs" / "example.py"),
+                                 str(tmp_path / "latest.pt"), str(tmp_path / "horse.png"),
+                                 str(tmp_path / f"{direction}.png"), direction],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        run(tmp_path, "--input", tmp_path / "horse.png", "--direction", direction,
+            "--out", tmp_path / direction)
+        assert (pixels(tmp_path / f"{direction}.png")
+                == pixels(tmp_path / direction / "horse.png")).all()
+
+
+# Never lose a user's file, and one-line errors (issue 15)
+
+
+def test_files_in_out_that_this_run_did_not_write_are_kept_without_overwrite(tmp_path):
+    random_image(tmp_path / "cat.png", 8, 8, seed=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cat.png").write_bytes(b"the user's own cat")  # where the output would go
+    (out / "index.html").write_text("the user's own page")
+    with pytest.raises(SystemExit) as e:
+        run(tmp_path, "--input", tmp_path / "cat.png")
+    assert str(e.value) == (f"error: --out {out} already holds 2 of this run's output files "
+                            "(cat.png, index.html): add --overwrite to replace them, "
+                            "or choose another --out")
+    assert (out / "cat.png").read_bytes() == b"the user's own cat"  # nothing touched
+    assert sorted(os.listdir(out)) == ["cat.png", "index.html"]  # nothing added
+    assert run(tmp_path, "--input", tmp_path / "cat.png", "--overwrite") == 0
+    assert Image.open(out / "cat.png").size == (8, 8)
+    assert "<table>" in (out / "index.html").read_text()
+
+
+def test_a_glob_or_folder_never_reads_the_output_folder(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    random_image(photos / "cat.png", 8, 8)
+    for again in ([], ["--overwrite"]):  # the second run sees the first one's zebra/cat.png
+        assert run(tmp_path, "--input", str(photos / "**" / "*.png"), "--out", photos / "zebra",
+                   *again) == 0
+    assert sorted(os.listdir(photos / "zebra")) == ["cat.png", "index.html"]  # no cat_2.png
+    with pytest.raises(SystemExit, match="outside --out: a run never reads its own output"):
+        run(tmp_path, "--input", photos / "zebra", "--out", photos / "zebra", "--overwrite")
+
+
+def test_out_that_is_a_file_is_a_one_line_error_and_nothing_is_written(tmp_path):
+    random_image(tmp_path / "cat.png", 8, 8)
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(SystemExit) as e:
+        run(tmp_path, "--input", tmp_path / "cat.png", "--out", tmp_path / "taken")
+    assert str(e.value) == f"error: --out {tmp_path / 'taken'} is a file: give a folder"
+    assert (tmp_path / "taken").read_text() == "a file, not a folder"
+
+
+def test_read_only_out_is_a_one_line_error_before_anything_is_translated(tmp_path, monkeypatch):
+    random_image(tmp_path / "cat.png", 8, 8)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out").chmod(0o555)
+    if os.geteuid() == 0:  # root writes anywhere; fail the write as a read-only folder would
+        import tempfile
+
+        def refused(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+        monkeypatch.setattr(tempfile, "TemporaryFile", refused)
+    try:
+        with pytest.raises(SystemExit) as e:
+            run(tmp_path, "--input", tmp_path / "cat.png")
+    finally:
+        (tmp_path / "out").chmod(0o755)
+    assert str(e.value) == (f"error: --out {tmp_path / 'out'}: cannot write there "
+                            "(Permission denied)")
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_a_failed_write_is_one_line_and_leaves_no_half_file(tmp_path, monkeypatch):
+    for name in ("a", "b"):
+        random_image(tmp_path / f"{name}.png", 8, 8)
+    real_save = Image.Image.save
+
+    def disk_fills_up(img, path, *args, **kwargs):
+        if "b.png" in str(path):  # a full disk while writing the second output
+            open(path, "wb").write(b"\x89PNG half")
+            raise OSError(28, "No space left on device")
+        return real_save(img, path, *args, **kwargs)
+    monkeypatch.setattr(Image.Image, "save", disk_fills_up)
+    with pytest.raises(SystemExit) as e:
+        run(tmp_path, "--input", tmp_path / "a.png", tmp_path / "b.png", "--batch_size", 1)
+    assert str(e.value) == (f"error: cannot write {tmp_path / 'out' / 'b.png'} (No space left on "
+                            "device); the 1 images before it are complete")
+    assert os.listdir(tmp_path / "out") == ["a.png"]  # no b.png, no temporary file
+
+
+def test_file_names_that_are_not_utf8_are_translated_and_escaped_in_the_page(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    raw = os.path.join(os.fsencode(photos), b"caf\xe9.png")  # Latin-1 e-acute: not UTF-8
+    random_image(raw.decode("utf-8", "surrogateescape"), 8, 8)
+    with open(os.path.join(os.fsencode(photos), b"bad\xff.png"), "wb") as f:
+        f.write(b"not a png")  # unreadable, so it is listed as skipped
+    assert run(tmp_path, "--input", photos) == 1  # 1: bad\xff.png was skipped
+    assert sorted(os.listdir(os.fsencode(tmp_path / "out"))) == [b"caf\xe9.png", b"index.html"]
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    # linked by its bytes (%E9), shown with an escape a reader can see
+    assert 'src="caf%E9.png"' in page and "caf\\xe9.png" in page and "skipped" in page
+    assert "bad\\xff.png" in page
+
+
+def test_a_huge_size_is_refused_before_any_resize(tmp_path, monkeypatch, capsys):
+    random_image(tmp_path / "strip.png", 1, 400)  # 1 wide, 400 high
+    # --size 5000: every image would be at least 5000 x 5000 = 25 megapixels > 16
+    with pytest.raises(SystemExit):
+        run(tmp_path, "--input", tmp_path / "strip.png", "--size", 5000)
+    # --size 100: 1 x 400 -> 100 x 40000 = 4 megapixels > 1; checked before Pillow resizes
+    sizes = []
+    real_resize = Image.Image.resize
+    monkeypatch.setattr(Image.Image, "resize",
+                        lambda img, size, *a, **k: sizes.append(size) or real_resize(img, size))
+    assert run(tmp_path, "--input", tmp_path / "strip.png", "--size", 100,
+               "--max_megapixels", 1) == 1
+    assert sizes == []
+    assert "1x400 resized to 100x40000 is 4 megapixels, more than --max_megapixels 1: use a " \
+           "smaller --size" in capsys.readouterr().err
+
+
+def test_pillows_decompression_limit_gives_way_to_max_megapixels(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses over 2 x 100 pixels
+    random_image(tmp_path / "in.png", 20, 20)  # 400 pixels: a "bomb" to Pillow
+    # 400 pixels <= --max_megapixels 0.001 = 1000 pixels: translated, Pillow's limit is ours
+    assert run(tmp_path, "--input", tmp_path / "in.png", "--max_megapixels", 0.001) == 0
+    assert Image.MAX_IMAGE_PIXELS == 100  # and Pillow's own limit is back as it was
+    # 400 > 0.0002 megapixels = 200 pixels: refused with our flags, not Pillow's "DOS attack"
+    assert run(tmp_path, "--input", tmp_path / "in.png", "--max_megapixels", 0.0002,
+               "--out", tmp_path / "small") == 1
+    err = capsys.readouterr().err
+    assert "more than --max_megapixels 0.0002: add --size" in err and "DOS" not in err
+    # with --size 8 the result fits (64 pixels), but the file is over Pillow's 100: say how
+    assert run(tmp_path, "--input", tmp_path / "in.png", "--max_megapixels", 0.0002,
+               "--size", 8, "--out", tmp_path / "sized") == 1
+    assert "add --max_megapixels 1 if you trust the file" in capsys.readouterr().err
+
+
+def test_a_refused_checkpoint_says_why_in_plain_words(tmp_path):
+    torch.save(Generator(ngf=4, n_blocks=1), tmp_path / "whole.pt")  # a whole pickled network
+    with pytest.raises(ValueError) as e:
+        translate.load_generator(tmp_path / "whole.pt")
+    message = str(e.value)
+    assert "(cyclegan.Generator)" in message and "net.state_dict()" in message
+    assert "\n" not in message and "\x1b" not in message and "safe_globals" not in message
+
+
+def test_a_plain_tensor_says_what_it_is_and_what_to_give(tmp_path):
+    torch.save(torch.zeros(3, 7), tmp_path / "tensor.pt")
+    argv = ["--checkpoint", str(tmp_path / "tensor.pt"), "--input", str(tmp_path), "--out", "o"]
+    with pytest.raises(SystemExit) as e:
+        translate.main(argv)
+    assert str(e.value) == (f"error: --checkpoint {tmp_path / 'tensor.pt'} holds one tensor of "
+                            "shape (3, 7), not a network: give runs/NAME/latest.pt from train.py "
+                            "or a released generator .pth")
+
+
+def test_size_applies_to_a_phone_photo_as_it_is_shown_after_its_stored_rotation(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation 6: shown turned 90 degrees, so 40 x 20 stored is 20 x 40 shown
+    Image.new("RGB", (40, 20), "red").save(tmp_path / "phone.jpg", exif=exif)
+    assert run(tmp_path, "--input", tmp_path / "phone.jpg", "--size", 10) == 0
+    # shown 20 x 40, shorter side 20 -> 10: 10 x 20 (the stored 40 x 20 would give 20 x 10)
+    assert Image.open(tmp_path / "out" / "phone.png").size == (10, 20)
+
+
+def test_a_checkpoint_corrupted_inside_a_tensor_is_refused(tmp_path):
+    from checkpoints import save_checkpoint
+    G, F = tiny_checkpoint(tmp_path / "plain.pt")
+    save_checkpoint(str(tmp_path / "latest.pt"), {"G": G.state_dict(), "F": F.state_dict()})
+    assert translate.load_generator(tmp_path / "latest.pt") is not None  # whole: it loads
+    ckpt = torch.load(tmp_path / "latest.pt", weights_only=True)
+    ckpt["G"]["model.1.bias"][0] += 1.0  # one weight changed, the digest kept
+    torch.save(ckpt, tmp_path / "latest.pt")
+    with pytest.raises(ValueError, match=r"latest\.pt is corrupt: .*epoch_NNN\.pt"):
+        translate.load_generator(tmp_path / "latest.pt")
+
+
+def test_a_gpu_flag_without_a_gpu_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as e:
+        run(tmp_path, "--input", tmp_path, "--cuda")
+    assert str(e.value).startswith("error: --cuda: no GPU is visible to PyTorch")

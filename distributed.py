@@ -1,0 +1,208 @@
+"""Training on several processes (GPUs, machines) under torchrun, and stopping together.
+
+Not the paper: one process trains exactly as the paper says, and this file then does nothing.
+Under `torchrun --nproc_per_node N train.py ...`, N processes ("ranks") train one model: each
+takes its share of every global batch, the gradients are averaged, the history pool is one pool
+shared by all, and all ranks agree, step by step, on the losses, on NaNs and on when to stop.
+Rank 0 alone writes files. shared/design/distributed.md explains each choice.
+"""
+import math
+import os
+import signal
+import sys
+
+import torch
+import torch.distributed as dist
+
+
+def pick_device(args):
+    """The device from --cuda / --device (train.py, translate.py, bench.py); ValueError naming
+    the flag if it is not there."""
+    name = args.device or ("cuda" if args.cuda else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device name (try cpu, cuda, cuda:1)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--{'device ' + name if args.device else 'cuda'}: no GPU is "
+                             "visible to PyTorch; drop the flag to run on the CPU, or install a "
+                             "CUDA build of torch")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} GPU(s)")
+    return device
+
+
+
+class Diverged(RuntimeError):
+    """The ranks' weights differ: the gradient averaging went wrong somewhere."""
+
+
+class World:
+    """This process's place among the ranks: rank, size, its device, and the few collectives
+    the training loop needs. With one process (size 1) every method is a no-op."""
+
+    def __init__(self):
+        self.size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+
+    @property
+    def is_main(self):
+        return self.rank == 0  # the global rank: in a multi-node job, rank 0 is on one node
+
+    def say(self, *message):
+        """Print on rank 0 only: one log, not one per process."""
+        if self.is_main:
+            print(*message, flush=True)
+
+    def pick_device(self, device):
+        """Under torchrun, --cuda means this rank's own GPU, cuda:LOCAL_RANK."""
+        if self.size == 1:
+            return device
+        if device.type == "cuda":
+            if device.index not in (None, 0):
+                raise ValueError(f"--device {device}: under torchrun each rank takes its own GPU "
+                                 "(cuda:LOCAL_RANK); use --cuda")
+            return torch.device("cuda", self.local_rank)
+        if device.type != "cpu":
+            raise ValueError(f"--device {device}: under torchrun use --cuda or the CPU")
+        return device
+
+    def start(self, device):
+        """Join the process group: NCCL between GPUs, gloo between CPU processes."""
+        if self.size == 1:
+            return
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
+
+    def check_batch(self, batch_size):
+        if batch_size % self.size:
+            raise ValueError(f"--batch_size {batch_size} is the global batch and must divide "
+                             f"among the {self.size} processes: use a multiple of {self.size}")
+
+    def close(self):
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+    def wrap(self, net):
+        """Average the gradients of net over the ranks (DistributedDataParallel, default
+        arguments: static_graph would silently leave D_X and D_Y unsynchronized)."""
+        if self.size == 1:
+            return net
+        return torch.nn.parallel.DistributedDataParallel(net)
+
+    def barrier(self):
+        if self.size > 1:
+            dist.barrier()
+
+    def batches(self, order, batch_size, start=0):
+        """This rank's items for each step of an epoch from step `start`: step k trains on
+        order[k*B:(k+1)*B], as one process with --batch_size B would; rank r takes the r-th of
+        `size` equal, contiguous chunks. An epoch that does not divide among the ranks is
+        padded by wrapping around to its start, so that every rank takes the same number."""
+        order = order + order[:-len(order) % self.size]
+        steps = []
+        for k in range(start, -(-len(order) // batch_size)):
+            step = order[k * batch_size:(k + 1) * batch_size]
+            n = len(step) // self.size  # the last step may be shorter
+            steps.append(step[self.rank * n:(self.rank + 1) * n])
+        return steps
+
+    def average(self, values):
+        """The mean over ranks of a 1-d tensor: the losses of a global batch, and flags."""
+        if self.size > 1:
+            dist.all_reduce(values)
+            values = values / self.size
+        return values
+
+    def agree(self, parts, nets, stop):
+        """After a step: the global batch's losses (mean over ranks), whether every loss and
+        weight is finite, and whether any rank was asked to stop. One all-reduce in all."""
+        weights = [p.detach() for net in nets for p in net.parameters()]
+        largest = torch.nn.utils.get_total_norm(weights, float("inf"))  # NaN if any is NaN
+        flags = torch.stack([largest.isfinite(), torch.tensor(stop, device=largest.device)])
+        values = self.average(torch.cat([torch.stack(list(parts.values())).float().detach(),
+                                         flags.float()])).tolist()
+        *losses, finite, stopping = values
+        return dict(zip(parts, losses)), finite == 1 and all(map(math.isfinite, losses)), \
+            stopping > 0
+
+    def gather(self, images):
+        """The images of every rank, concatenated in rank order: the whole global batch."""
+        if self.size == 1:
+            return images
+        parts = [torch.empty_like(images) for _ in range(self.size)]
+        dist.all_gather(parts, images.contiguous())
+        return torch.cat(parts)
+
+    def check_same_weights(self, nets):
+        """Stop with a clear error if the ranks' weights differ (a silent desync of the
+        gradient averaging): one float64 sum of all weights, compared by all_reduce MIN/MAX."""
+        if self.size == 1:
+            return
+        total = sum(p.detach().double().sum() for net in nets for p in net.parameters())
+        low, high = total.clone().reshape(1), total.clone().reshape(1)
+        dist.all_reduce(low, dist.ReduceOp.MIN)
+        dist.all_reduce(high, dist.ReduceOp.MAX)
+        if low.item() != high.item():
+            raise Diverged(f"the {self.size} ranks' weights have diverged (sums from "
+                               f"{low.item():.17g} to {high.item():.17g}): not saving; resume "
+                               "from the last checkpoint")
+
+
+class SharedPool:
+    """One history pool (Sec. 4) for all ranks: each rank's fakes are gathered, every rank runs
+    the same seeded pool on the whole global batch, and keeps its own share of the result. So the
+    discriminators see what one process would, and the pool is the same on every rank."""
+
+    def __init__(self, pool, world):
+        self.pool, self.world = pool, world
+
+    def query(self, images):
+        out = self.pool.query(self.world.gather(images.detach()))
+        n = len(images)
+        return out[self.world.rank * n:(self.world.rank + 1) * n]
+
+
+class StopFlag:
+    """Ctrl-C, SIGTERM or a closed terminal (SIGHUP) asks the loop to finish its step and save;
+    a second Ctrl-C quits at once. The flag is agreed on by all ranks in each step's average."""
+
+    SIGNALS = [s for s in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, s)]
+
+    def __init__(self, quiet=False):
+        self.signum, self.quiet = 0, quiet  # quiet: ranks other than 0 say nothing
+        self.saved = {}
+        for s in map(lambda name: getattr(signal, name), self.SIGNALS):
+            if signal.getsignal(s) != signal.SIG_IGN:  # e.g. SIGHUP under nohup stays ignored
+                self.saved[s] = signal.signal(s, self.handle)
+
+    @property
+    def stop(self):
+        return self.signum != 0
+
+    def restore(self):
+        for s, handler in self.saved.items():
+            signal.signal(s, handler)
+
+    def handle(self, signum, frame):
+        if self.stop:
+            raise KeyboardInterrupt
+        self.signum = signum
+        if signum == getattr(signal, "SIGHUP", None) and sys.stdout.isatty():
+            sys.stdout = sys.stderr = open(os.devnull, "w")  # the terminal is gone: printing
+            # to it would fail before the save
+        if not self.quiet:
+            print("\nstopping: finishing this step and saving latest.pt (Ctrl-C again to quit "
+                  "now)", flush=True)
+
+
+def ignore_signals_in_worker(worker_id):
+    """Data-loader workers ignore the stop signals: the main process ends them after saving."""
+    for s in StopFlag.SIGNALS:
+        signal.signal(getattr(signal, s), signal.SIG_IGN)

@@ -1,0 +1,244 @@
+"""Worked examples for distributed.py: torchrun with 2 CPU processes (gloo) trains the same model
+as one process with the same global batch, a checkpoint resumes with another number of processes,
+the batch split, the shared pool, stopping together, and the guard against diverged ranks."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import distributed
+from cyclegan import Discriminator, Generator
+from data import ImagePool
+from test_train import TINY, make_images
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# 5 images in X and 6 in Y: an epoch of 6 items, 3 steps of a global batch of 2; a pool of 3
+# fakes is full after 2 steps, so 5 steps also test the pool's swaps.
+FLAGS = [*TINY, "--batch_size", "2", "--pool_size", "3", "--print_every", "1"]
+
+
+def launch(data, out, nproc, *flags, timeout=240):
+    """python train.py (nproc 1) or torchrun with nproc processes; returns the output."""
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                 str(nproc)] if nproc > 1 else [sys.executable])
+    cmd = [*launcher, os.path.join(ROOT, "train.py"), "--dataroot", str(data), "--out", str(out),
+           *FLAGS, *flags]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def cancelled_biases(net):
+    """Names of conv biases followed by an instance norm: the norm removes them, so their
+    gradient is rounding noise that Adam turns into steps of about lr (see test_speed.py)."""
+    return {f"{prefix}.{i}.bias" for prefix, seq in net.named_modules()
+            if isinstance(seq, torch.nn.Sequential)
+            for i, (layer, after) in enumerate(zip(seq, list(seq)[1:]))
+            if "Norm" in type(after).__name__}
+
+
+NETS = {"G": Generator(ngf=4, n_blocks=1), "F": Generator(ngf=4, n_blocks=1),
+        "D_X": Discriminator(ndf=4), "D_Y": Discriminator(ndf=4)}
+
+
+def same_networks(a, b, tol=1e-5):
+    """The weights of two checkpoints agree, and the networks compute the same function."""
+    x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for name, net in NETS.items():
+        skip = cancelled_biases(net)
+        for k, w in a[name].items():
+            assert k in skip or close(w, b[name][k], tol), f"{name}.{k} differs"
+        net.load_state_dict(a[name])
+        out_a = net(x)
+        net.load_state_dict(b[name])
+        assert close(out_a, net(x), tol), f"{name} computes another function"
+
+
+def close(a, b, tol=1e-5):
+    return (a - b).abs().max().item() <= tol
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One process and two processes, the same flags and global batch, 5 steps."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    data = make_images(tmp / "data", n=5)
+    logs = {n: launch(data, tmp / f"run{n}", n, "--max_iters", "5") for n in (1, 2)}
+    return tmp, data, logs
+
+
+def test_two_processes_train_the_same_model_as_one_with_the_same_global_batch(runs):
+    tmp, _, logs = runs
+    one = torch.load(tmp / "run1" / "latest.pt", weights_only=True)
+    two = torch.load(tmp / "run2" / "latest.pt", weights_only=True)
+    assert (one["total_iters"], two["total_iters"], two["world_size"]) == (5, 5, 2)
+    same_networks(one, two)
+    # ONE pool of 3 fakes shared by both processes holds what one process's pool holds.
+    for pool in ("pool_x", "pool_y"):
+        assert len(one[pool]["images"]) == len(two[pool]["images"]) == 3
+        assert all(close(a, b, 1e-4) for a, b in zip(one[pool]["images"], two[pool]["images"]))
+        assert one[pool]["rng"] == two[pool]["rng"]
+    # The logged losses are the global batch's, not rank 0's own.
+    rows = [list(csv.DictReader(open(tmp / f"run{n}" / "loss_log.csv"))) for n in (1, 2)]
+    for r1, r2 in zip(*rows):
+        for k in ("GAN(G)", "GAN(F)", "cyc_x", "cyc_y", "idt", "D_X", "D_Y"):
+            assert float(r1[k]) == pytest.approx(float(r2[k]), abs=1e-4), (r1, r2)
+    # Only rank 0 writes: each log line appears once.
+    assert logs[2].count("epoch 1/200 iter 1/3 |") == 1
+    assert logs[2].count("settings:") == 1
+
+
+def test_a_two_process_checkpoint_resumes_in_one_process_exactly(runs, tmp_path):
+    tmp, data, _ = runs
+    os.system(f"cp -r {tmp / 'run2'} {tmp_path / 'resumed'}")
+    launch(data, tmp_path / "resumed", 1, "--resume", "--max_iters", "7")
+    launch(data, tmp_path / "whole", 1, "--max_iters", "7")
+    resumed = torch.load(tmp_path / "resumed" / "latest.pt", weights_only=True)
+    whole = torch.load(tmp_path / "whole" / "latest.pt", weights_only=True)
+    assert resumed["total_iters"] == whole["total_iters"] == 7
+    assert resumed["epoch"] == whole["epoch"] == 2 and resumed["iter"] == whole["iter"] == 1
+    same_networks(whole, resumed)
+
+
+def split(n_items, world, batch_size, start=0):
+    """World.batches for every rank of a world of the given size."""
+    out = []
+    for rank in range(world):
+        w = distributed.World()
+        w.size, w.rank = world, rank
+        out.append(w.batches(list(range(n_items)), batch_size, start))
+    return out
+
+
+@pytest.mark.parametrize("n_items", [12, 13, 14, 1067])
+@pytest.mark.parametrize("world,batch_size", [(1, 1), (2, 2), (2, 4), (3, 3), (4, 8)])
+def test_each_step_splits_the_one_process_batch_among_the_ranks(n_items, world, batch_size):
+    ranks = split(n_items, world, batch_size)
+    one = split(n_items, 1, batch_size)[0]
+    assert all(len(r) == len(one) for r in ranks)  # every rank takes ceil(n / B) steps
+    for k, batch in enumerate(one):
+        together = [i for r in ranks for i in r[k]]  # rank 0's chunk, then rank 1's, ...
+        assert len({len(r[k]) for r in ranks}) == 1  # equal shares: DDP averages equal means
+        if len(batch) == batch_size or n_items % world == 0:
+            assert together == batch  # the same items in the same order as one process
+        else:  # a short last batch that does not divide: padded from the epoch's start
+            assert together[:len(batch)] == batch and len(together) % world == 0
+    assert split(n_items, world, batch_size, start=2) == [r[2:] for r in ranks]  # resume
+
+
+def test_the_global_batch_must_divide_among_the_processes():
+    w = distributed.World()
+    w.size = 4
+    with pytest.raises(ValueError, match="--batch_size 6 is the global batch .* multiple of 4"):
+        w.check_batch(6)
+    w.check_batch(8)
+
+
+def _pool_worker(rank, port, result):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
+                      RANK=str(rank))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    world = distributed.World()
+    pool = distributed.SharedPool(ImagePool(2, seed=0), world)
+    outs = [pool.query(torch.full((1, 1, 1, 1), 10.0 * step + rank)) for step in range(4)]
+    result[rank] = torch.cat(outs).flatten().tolist()
+    net = torch.nn.Linear(2, 2)
+    torch.nn.init.constant_(net.weight, 1.0 + rank * 1e-6)  # rank 1's weights drifted
+    try:
+        world.check_same_weights([net])
+        result[f"diverged {rank}"] = ""
+    except distributed.Diverged as e:
+        result[f"diverged {rank}"] = str(e)
+    dist.destroy_process_group()
+
+
+def test_shared_pool_is_one_pool_and_diverged_ranks_stop():
+    port = 29500 + os.getpid() % 1000
+    with mp.Manager() as manager:
+        result = manager.dict()
+        mp.spawn(_pool_worker, args=(port, result), nprocs=2)
+        result = dict(result)
+    # One process with the batches [0, 1], [10, 11], [20, 21], [30, 31] and one pool of 2:
+    single = ImagePool(2, seed=0)
+    expected = [single.query(torch.tensor([10.0 * s, 10.0 * s + 1]).view(2, 1, 1, 1))
+                for s in range(4)]
+    expected = torch.cat(expected).flatten().tolist()
+    got = [v for s in range(4) for v in (result[0][s], result[1][s])]  # rank 0's, then rank 1's
+    assert got == expected, "each rank must get its share of what ONE pool returns"
+    assert "weights have diverged" in result["diverged 0"] and result["diverged 1"]
+
+
+def test_ctrl_c_under_torchrun_stops_every_rank_at_one_step_and_saves_once(tmp_path):
+    data = make_images(tmp_path / "data", n=5)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           os.path.join(ROOT, "train.py"), "--dataroot", str(data), "--out",
+           str(tmp_path / "run"), *FLAGS]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         cwd=ROOT, env=env)
+    try:
+        for line in p.stdout:  # wait for the first iterations, then press Ctrl-C
+            if line.startswith("epoch 1/200 iter 2/3"):
+                p.send_signal(signal.SIGINT)
+                break
+        out = p.communicate(timeout=120)[0]
+    finally:
+        if p.poll() is None:  # never leave workers behind: SIGINT reaches them through torchrun
+            p.send_signal(signal.SIGINT)
+            p.wait(60)
+    assert out.count("stopping: finishing this step") >= 1
+    assert out.count("stopped after") == 1, out  # rank 0 alone reports and saves
+    ckpt = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
+    assert ckpt["total_iters"] >= 2
+    assert not [f for f in os.listdir(tmp_path / "run") if f.endswith(".tmp")]
+    workers = subprocess.run(["pgrep", "-f", str(tmp_path / "run")], capture_output=True,
+                             text=True).stdout.split()
+    assert workers == [], "orphaned workers still run"
+
+
+CRASH_ONCE_AT_STEP_4 = """
+import os, sys
+sys.path.insert(0, {root!r})
+import torch, train
+if os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0" and os.environ["RANK"] == "1":
+    steps, step = [], torch.optim.Adam.step
+    def step_then_crash(self, *a, **k):  # rank 1 dies in the middle of step 4 (2 Adam steps each)
+        steps.append(1)
+        if len(steps) == 7:
+            os._exit(1)
+        return step(self, *a, **k)
+    torch.optim.Adam.step = step_then_crash
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+def test_an_elastic_restart_resumes_from_the_last_checkpoint(tmp_path):
+    data = make_images(tmp_path / "data", n=5)
+    script = tmp_path / "crash_once.py"
+    script.write_text(CRASH_ONCE_AT_STEP_4.format(root=ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "--max-restarts", "1", str(script), "--dataroot", str(data), "--out",
+           str(tmp_path / "run"), *FLAGS, "--save_every", "2", "--max_iters", "6"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "resumed" in done.stdout and "1 epochs and 0 iterations done" in done.stdout  # step 3
+    launch(data, tmp_path / "whole", 2, "--save_every", "2", "--max_iters", "6")
+    same_networks(torch.load(tmp_path / "whole" / "latest.pt", weights_only=True),
+                  torch.load(tmp_path / "run" / "latest.pt", weights_only=True))
+
+
+def test_mixed_precision_works_under_torchrun(tmp_path):
+    data = make_images(tmp_path / "data", n=5)
+    out = launch(data, tmp_path / "run", 2, "--amp", "--max_iters", "2")
+    assert "epoch 1/200 iter 2/3" in out
+    ckpt = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
+    assert ckpt["total_iters"] == 2 and ckpt["args"]["amp"]
