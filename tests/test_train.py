@@ -176,7 +176,10 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path, data_
     assert stopped["total_iters"] == stop_after
     run(tmp_path, "--resume")  # settings come back from the checkpoint
     resumed = weights(tmp_path / "run" / "latest.pt")
-    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    differ = [k for k in whole if not torch.equal(whole[k], resumed[k])]
+    assert not differ, (f"after --resume, {len(differ)} weights differ from the uninterrupted "
+                        f"run's, e.g. {differ[:3]}: save and restore everything that decides the "
+                        "next step (optimizers, pools, random state, epoch and iteration)")
     rows = (tmp_path / "run" / "loss_log.csv").read_text().splitlines()
     assert rows == (tmp_path / "whole" / "loss_log.csv").read_text().splitlines()[:1] + rows[1:]
 
