@@ -110,7 +110,9 @@ def test_discriminator_step_by_value_halved_once_with_each_domains_pool():
             sorted(set(i[0].flatten().tolist()))))
     losses = train.discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y, real_x, real_y,
                                       fake_x, fake_y)
-    values = lambda name: sorted({v for call in seen[name] for v in call})  # noqa: E731
+    def values(name):  # every pixel value a discriminator was shown
+        return sorted({v for call in seen[name] for v in call})
+
     assert values("D_X") == [0.5, 0.75] and values("D_Y") == [1.5, 2.0], (
         f"D_X saw {values('D_X')}, D_Y saw {values('D_Y')}: D_X must judge real_x (0.5) against "
         "the fake that pool_x returns (0.75), D_Y real_y (2.0) against pool_y's (1.5). 0.25 or "
@@ -252,8 +254,12 @@ def test_make_networks_initialises_every_network_from_normal_0_002():
 def test_one_adam_for_G_and_F_and_one_for_D_X_and_D_Y_with_the_papers_settings():
     args = train.parse_args(["--dataroot", "toy", "--ngf", "4", "--ndf", "4", "--n_blocks", "1"])
     G, F, D_X, D_Y, opt_G, opt_D = train.make_networks(args, torch.device("cpu"))
-    ids = lambda *nets: {id(p) for net in nets for p in net.parameters()}  # noqa: E731
-    in_opt = lambda opt: {id(p) for g in opt.param_groups for p in g["params"]}  # noqa: E731
+    def ids(*nets):
+        return {id(p) for net in nets for p in net.parameters()}
+
+    def in_opt(opt):
+        return {id(p) for group in opt.param_groups for p in group["params"]}
+
     assert in_opt(opt_G) == ids(G, F), "opt_G must hold every weight of G and of F, and no other"
     assert in_opt(opt_D) == ids(D_X, D_Y), "opt_D must hold every weight of D_X and D_Y, no other"
     for opt in (opt_G, opt_D):
