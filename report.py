@@ -1,9 +1,10 @@
 """What a training run writes for people to look at: sample grids, the loss log and its curves,
 per-epoch metrics (the toy's ground-truth L1, FID/KID) and their curve, and index.html, a static
-page of all of these with the run's settings. Pillow and the standard library only.
+page of all of these with the run's settings; and RunWriter, which writes them (and the
+checkpoints) during a run. Pillow and the standard library only.
 
 A sample grid has one row per test image: real_x | fake_y | rec_x for X, real_y | fake_x | rec_y
-for Y, the translations and reconstructions of Fig. 1 and Eq. 2 (arXiv:1703.10593v7).
+for Y, the translations and reconstructions of Eq. 2, laid out as the paper's Fig. 4.
 """
 import csv
 import html

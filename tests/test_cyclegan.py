@@ -39,10 +39,12 @@ def test_generator_uses_reflection_padding_and_instance_norm_without_affine():
     pads = [m for m in G.modules() if isinstance(m, nn.ReflectionPad2d)]
     norms = [m for m in G.modules() if isinstance(m, InstanceNorm)]
     assert len(pads) == 2 + 2 * 2  # the two 7x7 convs, and two in each residual block
-    assert not any(isinstance(m, nn.ZeroPad2d) for m in G.modules())
+    assert not any(isinstance(m, nn.ZeroPad2d) for m in G.modules()), \
+        "appendix 7.2 pads with reflection, not zeros, around the 7x7 convs and in each Rk"
     # c7s1-64, d128, d256, 2 per block, u128, u64: 3 + 4 + 2 = 9 norms, none learned or tracked
     assert len(norms) == 9
-    assert all(not list(n.parameters()) and not list(n.buffers()) for n in norms)
+    assert all(not list(n.parameters()) and not list(n.buffers()) for n in norms), \
+        "instance norm here learns nothing and keeps no running statistics (affine=False)"
     assert isinstance(G.model[-1], nn.Tanh)  # outputs in [-1, 1], like the inputs
 
 

@@ -54,8 +54,8 @@ def test_pool_returns_an_old_fake_about_half_the_time():
 def test_pool_stores_detached_fakes():
     fake = torch.zeros(2, 3, 2, 2, requires_grad=True) * 2  # part of a graph back into G
     pool = ImagePool(50)
-    assert not pool.query(fake).requires_grad
-    assert not any(i.requires_grad for i in pool.images)
+    assert not pool.query(fake).requires_grad, "query() must return detached fakes"
+    assert not any(i.requires_grad for i in pool.images), "the pool must store detached fakes"
     assert not ImagePool(0).query(fake).requires_grad  # no pool: detached all the same
 
 

@@ -1,6 +1,7 @@
 """Checks that docs/ cannot rot silently: every function, test, flag and file that docs/*.md names
-exists, no doc cites a line number, and every `Deviation:` note in the code is in the README's
-list of deviations, of which docs/paper.md holds a copy.
+exists, no doc cites a line number, every `Deviation:` note in the code is in the README's
+list of deviations, of which docs/paper.md holds a copy, and every quotation of the paper in docs/
+or in the code's docstrings and comments is the paper's own words (PAPER_SENTENCES).
 
 How docs name things, so that these checks can find them (inside backticks):
 `cycle_loss()` or `Discriminator(n_layers=2)`: a function or class of a top-level module;
@@ -287,3 +288,133 @@ def test_the_checks_catch_a_rotten_doc():
     assert sorted(flag_problems(rotten, script_flags())) == [
         "--lamda_idt: `python train.py` has no such flag", "--no_such_flag: no script parses it"]
     assert [m.group(0) for m in LINE_NUMBER.finditer(rotten)] == ["line 42", "L120"]
+
+
+# The paper's own sentences (arXiv:1703.10593v7), word for word, citation numbers left out. A
+# quotation in docs/ or in a top-level .py file's docstrings and comments must be a piece of one.
+PAPER_SENTENCES = {
+    "Sec. 4": [
+        "This network contains three convolutions, several residual blocks, two "
+        "fractionally-strided convolutions with stride 1/2, and one convolution that maps "
+        "features to RGB.",
+        "We use 6 blocks for 128 x 128 images and 9 blocks for 256 x 256 and higher-resolution "
+        "training images.",
+        "For the discriminator networks we use 70 x 70 PatchGANs, which aim to classify whether "
+        "70 x 70 overlapping image patches are real or fake.",
+        "First, for L_GAN (Equation 1), we replace the negative log likelihood objective by a "
+        "least-squares loss.",
+        "This loss is more stable during training and generates higher quality results.",
+        "Second, to reduce model oscillation, we follow Shrivastava et al.'s strategy and update "
+        "the discriminators using a history of generated images rather than the ones produced by "
+        "the latest generators.",
+        "We keep an image buffer that stores the 50 previously created images.",
+        "For all the experiments, we set λ = 10 in Equation 3.",
+        "We use the Adam solver with a batch size of 1.",
+        "All networks were trained from scratch with a learning rate of 0.0002.",
+        "We keep the same learning rate for the first 100 epochs and linearly decay the rate to "
+        "zero over the next 100 epochs.",
+    ],
+    "Sec. 5.1, Table 4": ["Cycle alone", "GAN alone", "GAN + forward cycle loss",
+                          "GAN + backward cycle loss"],
+    "Sec. 5.2": [
+        "Without L_identity, the generator G and F are free to change the tint of input images "
+        "when there is no need to.",
+    ],
+    "appendix 7.1": [
+        "In practice, we divide the objective by 2 while optimizing D, which slows down the rate "
+        "at which D learns, relative to the rate of G.",
+        "We keep the same learning rate for the first 100 epochs and linearly decay the rate to "
+        "zero over the next 100 epochs.",
+        "Weights are initialized from a Gaussian distribution N(0, 0.02).",
+        "The identity mapping loss of weight 0.5λ was used.",
+    ],
+    "appendix 7.2": [
+        "Reflection padding was used to reduce artifacts.",
+        "We do not use InstanceNorm for the first C64 layer.",
+        "We use leaky ReLUs with a slope of 0.2.",
+    ],
+}
+
+
+def normal_text(text):
+    """Whitespace, quote marks, x for ×, and LaTeX marks made uniform for comparing wording."""
+    for old, new in (("’", "'"), ("×", "x"), ("$", ""), ("\\lambda", "λ"), ("\\frac12", "1/2")):
+        text = text.replace(old, new)
+    return " ".join(text.split())
+
+
+CLAIM = re.compile(r"paper|Sec\. \d|[Aa]ppendix|Table \d|Eq\. \d|Fig\. \d")
+
+
+def quotations(text):
+    """Every "..." or “...” of two words or more in a text that claims to quote the paper: six
+    words or more, or the paper, a section, table, equation or figure named in the 150
+    characters before it (within its paragraph). Normalized."""
+    found = []
+    for m in re.finditer(r'"([^"\n]*(?:\n[^"\n]*){0,3})"|“([^”]*)”', text):
+        q = normal_text(m.group(1) or m.group(2))
+        before = text[max(0, m.start() - 150):m.start()].split("\n\n")[-1]
+        if len(q.split()) >= 6 or (len(q.split()) >= 2 and CLAIM.search(before)):
+            found.append(q)
+    return found
+
+
+def quoted_texts():
+    """(where, quotation) for docs/*.md prose (no code) and .py docstrings and comments."""
+    out = []
+    for path in DOCS:
+        prose, _ = split_markdown(read(path))
+        prose = re.sub(r"(`+).+?\1", "", prose)  # code spans hold strings, not quotations
+        out += [(os.path.basename(path), q) for q in quotations(prose)]
+    for path in SCRIPTS:
+        source, name = read(path), os.path.basename(path)
+        texts = [tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                 if tok.type == tokenize.COMMENT]
+        texts += [ast.get_docstring(node) or "" for node in ast.walk(ast.parse(source))
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))]
+        out += [(name, q) for text in texts for q in quotations(text)]
+    return out
+
+
+def is_the_papers(quote):
+    """Whether a quotation is a piece of one of the paper's sentences (its first letter may
+    change case, its last punctuation may go; "..." may leave words out)."""
+    sentences = [normal_text(s) for group in PAPER_SENTENCES.values() for s in group]
+    pieces = [p.strip(" .,;:") for p in re.split(r"\.\.\.|…", quote) if p.strip(" .,;:")]
+    for sentence in sentences:
+        at = 0
+        for piece in pieces:
+            hit = sentence.find(piece[1:], at)
+            while hit > 0 and sentence[hit - 1].lower() != piece[0].lower():
+                hit = sentence.find(piece[1:], hit + 1)
+            if hit <= 0 and not (hit == 0 and len(piece) == 1):
+                break
+            at = hit + len(piece) - 1
+        else:
+            return True
+    return False
+
+
+def test_every_quotation_of_the_paper_is_word_for_word():
+    found = quoted_texts()
+    assert any(where == "data.py" for where, _ in found), "no quotation found: the search broke"
+    wrong = [f"{where}: \"{q}\"" for where, q in found
+             if not is_the_papers(q)]
+    assert not wrong, ("these quotations are not the paper's words (arXiv:1703.10593v7). Quote "
+                       "the sentence exactly, add it to PAPER_SENTENCES in tests/test_docs.py "
+                       "after checking it against the PDF, or paraphrase without quotation "
+                       "marks:\n" + "\n".join(wrong))
+
+
+def test_the_quotation_check_catches_a_misquote():
+    assert is_the_papers("we divide the objective by 2 while optimizing D")
+    assert is_the_papers("keep the same learning rate for the first 100 epochs and linearly "
+                         "decay the rate to zero over the next 100 epochs")
+    assert is_the_papers("We keep an image buffer ... 50 previously created images")
+    assert not is_the_papers("to slow down")  # appendix 7.1 says "slows down the rate"
+    assert not is_the_papers("linearly to zero over the next 100")  # the words are reordered
+    assert not is_the_papers("This network contains two stride-2 convolutions")  # v1-v6 wording
+    assert quotations('Sec. 4 says “keep the rate” and "no"') == ["keep the rate"]
+    assert quotations('a column name such as "L1 G(x)"') == []  # not a claim to quote the paper
+    old_text = 'The paper (appendix 7.1) halves the objective "to slow down" D relative to G.'
+    assert [q for q in quotations(old_text) if not is_the_papers(q)] == ["to slow down"]

@@ -61,6 +61,7 @@ def test_full_objective_is_eq3_plus_half_lambda_identity():
     assert parts["GAN(F)"].item() == pytest.approx(1.0)
     assert parts["cyc_x"].item() == pytest.approx(0.1)
     assert parts["cyc_y"].item() == pytest.approx(0.2)
+    assert "idt" in parts, "generator_objective must log the identity term as parts['idt']"
     assert parts["idt"].item() == pytest.approx(0.7)
 
 

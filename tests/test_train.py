@@ -63,6 +63,7 @@ def test_generator_step_wires_each_network_to_its_domain():
     assert parts["cyc_y"].item() == pytest.approx(1.5)  # G(F(y)) = 2 * 0.75 = 1.5: |1.5 - 3|
     # identity: G(y) = 6 vs y = 3 gives 3; F(x) = 0.25 vs x = 1 gives 0.75; 3 + 0.75 = 3.75
     # (G(x) vs y and F(y) vs x, the usual mix-up, would give |2 - 3| + |0.75 - 1| = 1.25)
+    assert "idt" in parts, "generator_step must make idt_y = G(y), idt_x = F(x) when lambda_idt > 0"
     assert parts["idt"].item() == pytest.approx(3.75)
 
 
@@ -84,10 +85,14 @@ def test_generator_step_leaves_the_discriminators_untouched():
     real_x, real_y = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
     before_D, before_G = snapshot(D_X, D_Y), snapshot(G, F)
     generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, Args())
-    assert all(torch.equal(a, b) for a, b in zip(before_D, snapshot(D_X, D_Y)))
-    assert all(p.grad is None for p in list(D_X.parameters()) + list(D_Y.parameters()))
-    assert not all(torch.equal(a, b) for a, b in zip(before_G, snapshot(G, F)))  # G, F did learn
-    assert all(p.requires_grad for p in D_X.parameters())  # unfrozen again for their own step
+    assert all(torch.equal(a, b) for a, b in zip(before_D, snapshot(D_X, D_Y))), \
+        "the generator step changed D_X or D_Y: only opt_G's weights (G, F) may move"
+    assert all(p.grad is None for p in list(D_X.parameters()) + list(D_Y.parameters())), \
+        "D_X, D_Y got gradients in the generator step: freeze them with requires_grad_(False)"
+    assert not all(torch.equal(a, b) for a, b in zip(before_G, snapshot(G, F))), \
+        "G and F did not change: the generator step must call opt_G.step()"
+    assert all(p.requires_grad for p in D_X.parameters()), \
+        "D_X stays frozen after the generator step: requires_grad_(True) again for its own step"
 
 
 def test_discriminator_step_leaves_the_generators_untouched():
@@ -98,10 +103,13 @@ def test_discriminator_step_leaves_the_generators_untouched():
     before_G, before_D = snapshot(G, F), snapshot(D_X, D_Y)
     losses = discriminator_step(D_X, D_Y, opt_D, ImagePool(50), ImagePool(50), real_x, real_y,
                                 fake_x, fake_y)
-    assert all(torch.equal(a, b) for a, b in zip(before_G, snapshot(G, F)))
+    assert all(torch.equal(a, b) for a, b in zip(before_G, snapshot(G, F))), \
+        "the discriminator step changed G or F: only opt_D's weights (D_X, D_Y) may move"
     assert all(torch.equal(g, p.grad) for g, p in zip(grads_G, list(G.parameters()) +
-                                                       list(F.parameters())))
-    assert not all(torch.equal(a, b) for a, b in zip(before_D, snapshot(D_X, D_Y)))
+                                                       list(F.parameters()))), \
+        "D's loss reached G or F: the fakes must be detached (the pool detaches them)"
+    assert not all(torch.equal(a, b) for a, b in zip(before_D, snapshot(D_X, D_Y))), \
+        "D_X and D_Y did not change: the discriminator step must call opt_D.step()"
     assert set(losses) == {"D_X", "D_Y"}
 
 
@@ -168,7 +176,10 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path, data_
     assert stopped["total_iters"] == stop_after
     run(tmp_path, "--resume")  # settings come back from the checkpoint
     resumed = weights(tmp_path / "run" / "latest.pt")
-    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    differ = [k for k in whole if not torch.equal(whole[k], resumed[k])]
+    assert not differ, (f"after --resume, {len(differ)} weights differ from the uninterrupted "
+                        f"run's, e.g. {differ[:3]}: save and restore everything that decides the "
+                        "next step (optimizers, pools, random state, epoch and iteration)")
     rows = (tmp_path / "run" / "loss_log.csv").read_text().splitlines()
     assert rows == (tmp_path / "whole" / "loss_log.csv").read_text().splitlines()[:1] + rows[1:]
 
