@@ -3,9 +3,10 @@ second, peak memory, the split between data loading, generator step and discrimi
 data pipeline's own speed, and the FLOPs of one iteration next to the machine's matmul rate.
 
     python bench.py --crop_size 128 --n_blocks 9 --iters 6               # train.py's step
-    python bench.py --crop_size 128 --n_blocks 9 --iters 6 --reference   # as the authors compute
+    python bench.py --crop_size 128 --n_blocks 9 --iters 6 --reference   # and ours as theirs
     python bench.py --crop_size 128 --n_blocks 9 --iters 6 --authors ../pytorch-CycleGAN-and-pix2pix
-The last line is machine-readable: median_s_per_iter=X.
+With --reference or --authors the steps take turns on the same batches in one process, so a busy
+machine slows them alike. The last line is machine-readable: median_s_per_iter=X (train.py's).
 """
 import argparse
 import copy
@@ -312,10 +313,11 @@ def device_name(device):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     a = p.add_argument
-    a("--reference", action="store_true", help="time a plain step as the authors' code computes "
-      "it: six generator calls, separate D calls, nn.InstanceNorm2d, default layout, plain Adam")
-    a("--authors", metavar="PATH", default=None, help="time the authors' own training step, from "
-      "a checkout of github.com/junyanz/pytorch-CycleGAN-and-pix2pix at PATH")
+    a("--reference", action="store_true", help="also time, taking turns with train.py's step, "
+      "a plain step as the authors' code computes it: six generator calls, separate D calls, "
+      "nn.InstanceNorm2d, default layout, plain Adam (fp32)")
+    a("--authors", metavar="PATH", default=None, help="also time, taking turns with train.py's "
+      "step, the authors' own training step (fp32), from their models/ and util/ at PATH")
     a("--crop_size", type=int, default=128)
     a("--load_size", type=int, default=None, help="default: crop_size * 286 / 256")
     a("--n_blocks", type=int, default=9)
@@ -334,76 +336,84 @@ def parse_args(argv=None):
     a("--layers", type=int, default=1, choices=[0, 1], help="1: time each kind of layer alone and "
       "print the table and the convolution limit; 0: skip")
     args = p.parse_args(argv)
-    if (args.reference or args.authors) and (args.amp or args.compile):
-        p.error("--reference and --authors time plain fp32 steps; --amp and --compile apply to "
-                "train.py's")
-    if args.reference and args.authors:
-        p.error("--reference and --authors are two different steps: time one at a time")
     args.load_size = args.load_size or args.crop_size * 286 // 256
     args.lambda_cyc, args.lambda_idt, args.lambda_gan, args.cycle = 10.0, 0.5, 1.0, "both"
     args.lr, args.beta1 = 2e-4, 0.5  # train.py's defaults
     return args
 
 
+def train_py_steps(args, device, reference, pool_x, pool_y, scaler):
+    """(networks, G's step, D's step) of train.py, or of the reference computed as the authors."""
+    nets = G, F, D_X, D_Y, opt_G, opt_D = make_models(args, device, reference)
+
+    def g_step(real_x, real_y):
+        if reference:
+            step = reference_generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args)
+        else:
+            step = generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args, scaler)
+        return real_x, real_y, *step
+
+    def d_step(state):
+        real_x, real_y, fake_x, fake_y, parts = state
+        if reference:
+            parts.update(reference_discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y,
+                                                      real_x, real_y, fake_x, fake_y))
+        else:
+            parts.update(discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y, real_x, real_y,
+                                            fake_x, fake_y, args.amp, scaler))
+        return torch.stack([v.float() for v in parts.values()]).tolist()  # as train.py's log
+    return nets[:4], g_step, d_step
+
+
+def authors_steps(args, device, checkpoints_dir):
+    """(networks, step, no-op) of the authors' CycleGANModel: their step is one call."""
+    model = authors_model(args.authors, args, device, checkpoints_dir)
+
+    def g_step(real_x, real_y):
+        model.set_input({"A": real_x, "B": real_y, "A_paths": [""], "B_paths": [""]})
+        model.optimize_parameters()
+        return model.get_current_losses()
+
+    def d_step(losses):
+        return list(losses.values())
+    return [getattr(model, "net" + n, None) for n in ("G_A", "G_B", "D_A", "D_B")], g_step, d_step
+
+
 def main(argv=None):
     args = parse_args(argv)
     device = pick_device(args)
     torch.backends.cudnn.benchmark = True  # as train.py: same sizes every step
-    mode = ("reference (the authors' computation)" if args.reference else
-            f"the authors' code in {args.authors}" if args.authors else "train.py step")
-    print(f"{mode}: crop {args.crop_size}, {args.n_blocks} blocks, batch {args.batch_size}, "
-          f"{'amp ' + str(amp_dtype(device)) if args.amp else 'fp32'}"
-          f"{', compile' if args.compile else ''} on {device_name(device)}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    print(f"crop {args.crop_size}, {args.n_blocks} blocks, batch {args.batch_size} on "
+          f"{device_name(device)}, torch {torch.__version__}, {torch.get_num_threads()} threads",
+          flush=True)
     tmp = tempfile.TemporaryDirectory()
     root = args.dataroot or random_dataset(tmp.name)
     dataset = UnpairedDataset(root, "train", args.load_size, args.crop_size)
-
-    pool_x, pool_y = ImagePool(50, 0), ImagePool(50, 1)
     scaler = (torch.amp.GradScaler(device.type)
               if args.amp and amp_dtype(device) == torch.float16 else None)
-    if args.authors:  # their step is one call: its time is all counted as G's step
-        model = authors_model(args.authors, args, device, tmp.name)
+    # The steps to time, taking turns on the same batches: train.py's in its channels-last layout;
+    # the reference and the authors' code in PyTorch's default layout, fp32.
+    ours = (f"train.py {'amp ' + str(amp_dtype(device)) if args.amp else 'fp32'}"
+            f"{' compile' if args.compile else ''}")
+    steps = {ours: (*train_py_steps(args, device, False, ImagePool(50, 0), ImagePool(50, 1),
+                                    scaler), torch.channels_last)}
+    if args.reference:
+        steps["reference (ours computed as the authors do)"] = (*train_py_steps(
+            args, device, True, ImagePool(50, 0), ImagePool(50, 1), None), torch.contiguous_format)
+    if args.authors:
+        steps[f"the authors' code ({args.authors})"] = (*authors_steps(args, device, tmp.name),
+                                                        torch.contiguous_format)
+    # The layers train.py's step calls, recorded in one step of a copy (the same weights, seed 0),
+    # so that the timed steps all start from the same weights
+    nets, g_step, d_step = train_py_steps(args, device, False, ImagePool(50, 0), ImagePool(50, 1),
+                                          scaler)
+    real_x, real_y = (torch.rand(args.batch_size, 3, args.crop_size, args.crop_size,
+                                 device=device).mul(2).sub(1)
+                      .contiguous(memory_format=torch.channels_last) for _ in "xy")
+    calls = record_calls(layer_kinds(nets[:2], nets[2:4]), lambda: d_step(g_step(real_x, real_y)))
+    for net in steps[ours][0] if args.compile else ():
+        net.compile()
 
-        def g_step(real_x, real_y):
-            model.set_input({"A": real_x, "B": real_y, "A_paths": [""], "B_paths": [""]})
-            model.optimize_parameters()
-            return model.get_current_losses()
-
-        def d_step(losses):
-            return list(losses.values())
-        nets = [getattr(model, "net" + name, None) for name in ("G_A", "G_B", "D_A", "D_B")]
-    else:
-        nets = G, F, D_X, D_Y, opt_G, opt_D = make_models(args, device, args.reference)
-
-        def g_step(real_x, real_y):
-            if args.reference:
-                step = reference_generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args)
-            else:
-                step = generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args, scaler)
-            return real_x, real_y, *step
-
-        def d_step(state):
-            real_x, real_y, fake_x, fake_y, parts = state
-            if args.reference:
-                parts.update(reference_discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y,
-                                                          real_x, real_y, fake_x, fake_y))
-            else:
-                parts.update(discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y, real_x, real_y,
-                                                fake_x, fake_y, args.amp, scaler))
-            return torch.stack([v.float() for v in parts.values()]).tolist()  # as train.py's log
-
-    # train.py's layout, channels-last; the reference and the authors' code use the default
-    layout = torch.contiguous_format if args.reference or args.authors else torch.channels_last
-    calls = None  # the layers one iteration calls, recorded in one more warm-up iteration
-    if all(nets[:4]):  # (not in a stand-in for the authors' model that has no networks)
-        shape = (args.batch_size, 3, args.crop_size, args.crop_size)
-        real_x, real_y = (torch.rand(shape, device=device).mul(2).sub(1)
-                          .contiguous(memory_format=layout) for _ in "xy")
-        calls = record_calls(layer_kinds(nets[:2], nets[2:4]),
-                             lambda: d_step(g_step(real_x, real_y)))
-    for net in nets[:4] if args.compile else ():
-        net.compile()  # after recording: a compiled network runs no per-layer hooks
     n_iters = args.warmup + args.iters
     order = [i % len(dataset) for i in range(n_iters * args.batch_size)]
     loader = torch.utils.data.DataLoader(dataset, args.batch_size, sampler=order,
@@ -412,50 +422,54 @@ def main(argv=None):
     batches = iter(loader)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = []  # (data, generator step, discriminator step) per iteration
+    times = {name: [] for name in steps}  # (data, G's step, D's step) per iteration
+    names = list(steps)
     for i in range(n_iters):
-        t0 = time.perf_counter()
-        real_x, real_y = next(batches)
-        real_x = real_x.to(device, non_blocking=True, memory_format=layout)
-        real_y = real_y.to(device, non_blocking=True, memory_format=layout)
-        sync(device)
-        t1 = time.perf_counter()
-        state = g_step(real_x, real_y)
-        sync(device)
-        t2 = time.perf_counter()
-        losses = d_step(state)
-        t3 = time.perf_counter()
-        times.append((t1 - t0, t2 - t1, t3 - t2))
-        print(f"iter {i + 1}/{n_iters}{' (warm-up)' if i < args.warmup else ''}: "
-              f"{t3 - t0:.3f} s (data {t1 - t0:.3f}, G step {t2 - t1:.3f}, D step {t3 - t2:.3f})"
-              f" | losses {' '.join(f'{v:.4f}' for v in losses)}", flush=True)
+        batch = next(batches)
+        for name in names[i % len(names):] + names[:i % len(names)]:  # each goes first in turn
+            _, g_step, d_step, layout = steps[name]
+            t0 = time.perf_counter()
+            real_x, real_y = (b.to(device, non_blocking=True, memory_format=layout) for b in batch)
+            sync(device)
+            t1 = time.perf_counter()
+            state = g_step(real_x, real_y)
+            sync(device)
+            t2 = time.perf_counter()
+            losses = d_step(state)
+            t3 = time.perf_counter()
+            times[name].append((t1 - t0, t2 - t1, t3 - t2))
+            print(f"iter {i + 1}/{n_iters}{' (warm-up)' if i < args.warmup else ''} {name}: "
+                  f"{t3 - t0:.3f} s (data {t1 - t0:.3f}, G step {t2 - t1:.3f}, D step "
+                  f"{t3 - t2:.3f}) | losses {' '.join(f'{v:.4f}' for v in losses)}", flush=True)
     del batches, loader
 
-    timed = times[args.warmup:]
-    per_iter = statistics.median(sum(t) for t in timed)
-    data_s, g_s, d_s = (statistics.median(t[k] for t in timed) for k in range(3))
+    medians = {}
+    for name, ts in times.items():
+        timed = ts[args.warmup:]
+        medians[name] = statistics.median(sum(t) for t in timed)
+        data_s, g_s, d_s = (statistics.median(t[k] for t in timed) for k in range(3))
+        print(f"{name}: median {medians[name]:.3f} s/iter (min {min(sum(t) for t in timed):.3f}, "
+              f"{len(timed)} timed), {2 * args.batch_size / medians[name]:.2f} images/s; "
+              f"data {data_s:.3f} s, G step {g_s:.3f} s, D step {d_s:.3f} s"
+              + (" (one call: both count as G's)" if name.startswith("the authors'") else ""))
+    per_iter = medians[ours]
+    for name in names[1:]:
+        print(f"train.py's step vs {name}: {medians[name] / per_iter:.2f}x "
+              f"({1 - per_iter / medians[name]:.0%} less time), measured taking turns")
     if device.type == "cuda":
         memory = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB (max allocated)"
     else:
         memory = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (peak RSS)"
+    print(f"peak memory: {memory}" + (f", all {len(steps)} steps' networks together"
+                                      if len(steps) > 1 else ""))
     rate = matmul_rate(device, amp_dtype(device) if args.amp else torch.float32)
-    print(f"median {per_iter:.3f} s/iter (min {min(sum(t) for t in timed):.3f}, "
-          f"{len(timed)} timed), {2 * args.batch_size / per_iter:.2f} images/s (x and y)")
-    print(f"split (medians): data {data_s:.3f} s, G step {g_s:.3f} s, D step {d_s:.3f} s"
-          + (" (the authors' step is one call: G's and D's steps both count as G's)"
-             if args.authors else ""))
-    print(f"peak memory: {memory}")
-    rate_name = f"matmul 2048^3 {'in ' + str(amp_dtype(device)) if args.amp else 'fp32'}"
-    if calls is None:
-        print(f"{rate_name}: {rate / 1e9:.0f} GFLOP/s; no FLOPs or per-layer table: "
-              f"{args.authors} has no networks netG_A, netG_B, netD_A, netD_B to count")
-    else:
-        flops = step_flops(calls)
-        print(f"FLOPs per iteration: {flops / 1e9:.1f} GFLOP (convolutions); achieved "
-              f"{flops / per_iter / 1e9:.0f} GFLOP/s; {rate_name}: {rate / 1e9:.0f} GFLOP/s "
-              f"(so the floor is about {flops / rate:.2f} s/iter)")
-        if args.layers:
-            print("\n".join(layer_table(calls, device, args.amp, per_iter)))
+    flops = step_flops(calls)
+    print(f"FLOPs per iteration: {flops / 1e9:.1f} GFLOP (convolutions); train.py achieves "
+          f"{flops / per_iter / 1e9:.0f} GFLOP/s; matmul 2048^3 "
+          f"{'in ' + str(amp_dtype(device)) if args.amp else 'fp32'}: {rate / 1e9:.0f} GFLOP/s "
+          f"(so the floor is about {flops / rate:.2f} s/iter)")
+    if args.layers:
+        print("\n".join(layer_table(calls, device, args.amp, per_iter)))
     if args.pipeline_items:
         # resize to 286, then a random 256 crop: the jitter of the authors' code, not the paper's
         data = UnpairedDataset(root, "train", 286, 256)
@@ -465,7 +479,9 @@ def main(argv=None):
               f"): {one:.0f} images/s in one worker, {many:.0f} images/s with "
               f"{args.num_workers} workers on {os.cpu_count()} CPU cores")
     tmp.cleanup()
-    print(f"median_s_per_iter={per_iter:.4f}")
+    print(f"median_s_per_iter={per_iter:.4f}"
+          + "".join(f" {'reference' if 'reference' in n else 'authors'}_s_per_iter={medians[n]:.4f}"
+                    for n in names[1:]))
 
 
 if __name__ == "__main__":
