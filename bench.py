@@ -1,6 +1,7 @@
-"""How fast one CycleGAN training iteration runs (issue 7): seconds per iteration, images per
-second, peak memory, the split between data loading, generator step and discriminator step, the
-data pipeline's own speed, and the FLOPs of one iteration next to the machine's matmul rate.
+"""How fast one CycleGAN training iteration runs: seconds per iteration, the split between data
+loading, generator step and discriminator step, peak memory, the FLOPs of one iteration next to
+the machine's matmul rate, the time per kind of layer and the convolution limit (issue 18), and
+the data pipeline's own speed.
 
     python bench.py --crop_size 128 --n_blocks 9 --iters 6               # train.py's step
     python bench.py --crop_size 128 --n_blocks 9 --iters 6 --reference   # and ours as theirs
@@ -159,8 +160,9 @@ def record_calls(kinds, step):
 
     def hook(m, inputs, output):
         x = inputs[0]
-        layout = (torch.channels_last if x.dim() == 4 and x.shape[1] > 1
-                  and x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+        channels_last = x.dim() == 4 and x.shape[1] > 1 and x.is_contiguous(
+            memory_format=torch.channels_last)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
         key = (kinds[m], m, tuple(x.shape), layout, x.requires_grad,
                any(p.requires_grad for p in m.parameters()))
         calls.setdefault(key, [0, tuple(output.shape)])[0] += 1
@@ -219,7 +221,7 @@ def time_layer(key, device, amp, reps=3):
 
 def layer_table(calls, device, amp, step_s):
     """Lines of the per-layer-kind table, and the convolution limit: the time the step's
-    convolutions would take if each ran at the best rate any kind of convolution reached here."""
+    convolutions would take if each ran at the best rate a kind of convolution reached here."""
     rows = {}  # kind -> [calls, forward s, backward s, forward FLOPs, backward FLOPs]
     for key, (n, y_shape) in calls.items():
         forward, backward = time_layer(key, device, amp)
@@ -236,9 +238,11 @@ def layer_table(calls, device, amp, step_s):
     layers_s = sum(fwd + bwd for _, fwd, bwd, _, _ in rows.values())
     lines.append(f"{'the rest: losses, residual sums, cat and split, Adam':58s} {'':5s} "
                  f"{'':10s} {'':11s} {'':6s} {'':7s} {1 - layers_s / step_s:8.0%}")
-    convs = {k: (f + b) / (fwd + bwd) for k, (_, fwd, bwd, f, b) in rows.items() if f}
-    best = max(convs, key=convs.get)
     flops = sum(f + b for _, _, _, f, b in rows.values())
+    # the best rate among the kinds that do at least 5% of the work: a tiny layer's timing is noise
+    convs = {k: (f + b) / (fwd + bwd) for k, (_, fwd, bwd, f, b) in rows.items()
+             if f + b >= 0.05 * flops}
+    best = max(convs, key=convs.get)
     limit = flops / convs[best]
     lines.append(f"convolution limit: {flops / 1e9:.1f} GFLOP at the best convolution rate "
                  f"measured here ({convs[best] / 1e9:.0f} GFLOP/s, {best}) take {limit:.3f} s; "
@@ -454,8 +458,9 @@ def main(argv=None):
               + (" (one call: both count as G's)" if name.startswith("the authors'") else ""))
     per_iter = medians[ours]
     for name in names[1:]:
-        print(f"train.py's step vs {name}: {medians[name] / per_iter:.2f}x "
-              f"({1 - per_iter / medians[name]:.0%} less time), measured taking turns")
+        saved = 1 - per_iter / medians[name]
+        print(f"train.py's step vs {name}: {medians[name] / per_iter:.2f}x the speed "
+              f"({abs(saved):.0%} {'less' if saved >= 0 else 'more'} time), taking turns")
     if device.type == "cuda":
         memory = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB (max allocated)"
     else:
