@@ -1,7 +1,7 @@
-"""How fast one CycleGAN training iteration runs: seconds per iteration, the split between data
-loading, generator step and discriminator step, peak memory, the FLOPs of one iteration next to
-the machine's matmul rate, the time per kind of layer and the convolution limit (issue 18), and
-the data pipeline's own speed.
+"""How fast one CycleGAN training iteration runs: seconds per iteration, the split between the
+copy to the device, generator step and discriminator step, the data loader's wait, peak memory,
+the FLOPs of one iteration next to the machine's matmul rate, the time per kind of layer and the
+convolution limit (issue 18), and the data pipeline's own speed.
 
     python bench.py --crop_size 128 --n_blocks 9 --iters 6               # train.py's step
     python bench.py --crop_size 128 --n_blocks 9 --iters 6 --reference   # and ours as theirs
@@ -370,7 +370,7 @@ def train_py_steps(args, device, reference, pool_x, pool_y, scaler):
 
 
 def authors_steps(args, device, checkpoints_dir):
-    """(networks, step, no-op) of the authors' CycleGANModel: their step is one call."""
+    """(step, no-op) of the authors' CycleGANModel: their step is one call."""
     model = authors_model(args.authors, args, device, checkpoints_dir)
 
     def g_step(real_x, real_y):
@@ -380,7 +380,7 @@ def authors_steps(args, device, checkpoints_dir):
 
     def d_step(losses):
         return list(losses.values())
-    return [getattr(model, "net" + n, None) for n in ("G_A", "G_B", "D_A", "D_B")], g_step, d_step
+    return g_step, d_step
 
 
 def main(argv=None):
@@ -399,11 +399,15 @@ def main(argv=None):
     # the reference and the authors' code in PyTorch's default layout, fp32.
     ours = (f"train.py {'amp ' + str(amp_dtype(device)) if args.amp else 'fp32'}"
             f"{' compile' if args.compile else ''}")
-    steps = {ours: (*train_py_steps(args, device, False, ImagePool(50, 0), ImagePool(50, 1),
-                                    scaler), torch.channels_last)}
+    nets, g_step, d_step = train_py_steps(args, device, False, ImagePool(50, 0), ImagePool(50, 1),
+                                          scaler)
+    steps = {ours: (g_step, d_step, torch.channels_last)}
+    for net in nets if args.compile else ():
+        net.compile()
     if args.reference:
         steps["reference (ours computed as the authors do)"] = (*train_py_steps(
-            args, device, True, ImagePool(50, 0), ImagePool(50, 1), None), torch.contiguous_format)
+            args, device, True, ImagePool(50, 0), ImagePool(50, 1), None)[1:],
+            torch.contiguous_format)
     if args.authors:
         steps[f"the authors' code ({args.authors})"] = (*authors_steps(args, device, tmp.name),
                                                         torch.contiguous_format)
@@ -415,8 +419,6 @@ def main(argv=None):
                                  device=device).mul(2).sub(1)
                       .contiguous(memory_format=torch.channels_last) for _ in "xy")
     calls = record_calls(layer_kinds(nets[:2], nets[2:4]), lambda: d_step(g_step(real_x, real_y)))
-    for net in steps[ours][0] if args.compile else ():
-        net.compile()
 
     n_iters = args.warmup + args.iters
     order = [i % len(dataset) for i in range(n_iters * args.batch_size)]
@@ -427,11 +429,14 @@ def main(argv=None):
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = {name: [] for name in steps}  # (data, G's step, D's step) per iteration
+    waits = []  # for the data loader's next batch, shared by the steps
     names = list(steps)
     for i in range(n_iters):
+        t0 = time.perf_counter()
         batch = next(batches)
+        waits.append(time.perf_counter() - t0)
         for name in names[i % len(names):] + names[:i % len(names)]:  # each goes first in turn
-            _, g_step, d_step, layout = steps[name]
+            g_step, d_step, layout = steps[name]
             t0 = time.perf_counter()
             real_x, real_y = (b.to(device, non_blocking=True, memory_format=layout) for b in batch)
             sync(device)
@@ -443,7 +448,7 @@ def main(argv=None):
             t3 = time.perf_counter()
             times[name].append((t1 - t0, t2 - t1, t3 - t2))
             print(f"iter {i + 1}/{n_iters}{' (warm-up)' if i < args.warmup else ''} {name}: "
-                  f"{t3 - t0:.3f} s (data {t1 - t0:.3f}, G step {t2 - t1:.3f}, D step "
+                  f"{t3 - t0:.3f} s (to device {t1 - t0:.3f}, G step {t2 - t1:.3f}, D step "
                   f"{t3 - t2:.3f}) | losses {' '.join(f'{v:.4f}' for v in losses)}", flush=True)
     del batches, loader
 
@@ -454,8 +459,10 @@ def main(argv=None):
         data_s, g_s, d_s = (statistics.median(t[k] for t in timed) for k in range(3))
         print(f"{name}: median {medians[name]:.3f} s/iter (min {min(sum(t) for t in timed):.3f}, "
               f"{len(timed)} timed), {2 * args.batch_size / medians[name]:.2f} images/s; "
-              f"data {data_s:.3f} s, G step {g_s:.3f} s, D step {d_s:.3f} s"
+              f"to device {data_s:.3f} s, G step {g_s:.3f} s, D step {d_s:.3f} s"
               + (" (one call: both count as G's)" if name.startswith("the authors'") else ""))
+    print(f"waiting for the data loader: median {statistics.median(waits[args.warmup:]):.3f} s "
+          f"per batch, once for all steps (not in the s/iter above)")
     per_iter = medians[ours]
     for name in names[1:]:
         saved = 1 - per_iter / medians[name]
