@@ -116,10 +116,12 @@ def check_args(p, args):
 
 
 # The toy domains' settings, for flags not given: not the paper's, but small enough that plain
-# `python train.py` learns the toy on a 2-core CPU in about 5 minutes.
-TOY_DEFAULTS = {"load_size": 32, "crop_size": 32, "ngf": 16, "n_blocks": 3, "ndf": 16,
-                "batch_size": 4, "n_epochs": 5, "n_epochs_decay": 5, "num_workers": 0,
-                "print_every": 50, "save_epoch_freq": 5, "n_samples": 4}
+# `python train.py` learns the toy on a 2-core CPU in about 90 s. 8 filters instead of 16 halve a
+# step's time, and at 3 times the paper's rate (6e-4) 6 epochs reach a lower ground-truth error
+# than 16 filters did in 10 epochs at 2e-4 (README, 3 seeds each).
+TOY_DEFAULTS = {"load_size": 32, "crop_size": 32, "ngf": 8, "n_blocks": 3, "ndf": 8,
+                "batch_size": 4, "n_epochs": 3, "n_epochs_decay": 3, "lr": 6e-4, "num_workers": 0,
+                "print_every": 50, "save_epoch_freq": 3, "n_samples": 4}
 
 # Flags that may change when a run is resumed; the others must stay as the checkpoint has them.
 CHANGEABLE_ON_RESUME = ("dataroot", "max_iters", "print_every", "save_every", "save_epoch_freq",
@@ -211,7 +213,9 @@ def main(argv=None):
         root, out, device = prepare(args, world)
         with checkpoints.FolderLock(out, world.is_main):  # one run per output folder
             world.barrier()
-            return train(args, world, root, out, device)
+            status = train(args, world, root, out, device)
+            world.barrier()  # every rank done (rank 0 saving last) before the group closes
+            return status
     except (OSError, ValueError, distributed.Diverged) as e:
         raise SystemExit(f"error: {e}" if world.is_main else 1) from None
     finally:

@@ -74,6 +74,21 @@ def test_instance_norm_is_torchs_instance_norm_in_either_layout(layout):
         torch.testing.assert_close(ours.grad, theirs.grad)
 
 
+def test_instance_norm_gradient_is_right_for_one_channels_last_image():
+    # train.py's batch of one image, channels-last, with the gradient arriving channels-last as
+    # it does from the next layer: compared with the formula (x - mean) / sqrt(var + eps) in
+    # float64. (nn.InstanceNorm2d in torch 2.13 on the CPU gets this gradient wrong, off by units
+    # here; with a batch of 2, or a gradient in the default layout, it is right.)
+    x = torch.randn(1, 4, 5, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(1, 4, 5, 5, dtype=torch.float64).contiguous(
+        memory_format=torch.channels_last)
+    ours, exact = x.clone().requires_grad_(), x.clone().requires_grad_()
+    InstanceNorm()(ours).backward(grad)
+    var, mean = torch.var_mean(exact, dim=(2, 3), keepdim=True, correction=0)  # per channel
+    ((exact - mean) / (var + 1e-5).sqrt()).backward(grad)
+    torch.testing.assert_close(ours.grad, exact.grad)
+
+
 @pytest.mark.parametrize("size,n_blocks", [(256, 9), (128, 6)])
 def test_generator_output_shape_at_the_paper_sizes(size, n_blocks):
     with torch.no_grad():

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from cyclegan import InstanceNorm
-from bench import make_models, reference_discriminator_step, reference_generator_step
+from bench import (conv_flops, layer_kinds, make_models, record_calls,
+                   reference_discriminator_step, reference_generator_step, step_flops)
 from data import ImagePool
 from train import discriminator_step, generator_step
 
@@ -169,7 +170,9 @@ import torch
 
 class CycleGANModel:  # stands in for the authors' class: counts the calls bench.py makes
     def __init__(self, opt):
-        assert opt.netG == "resnet_6blocks" and opt.gan_mode == "lsgan" and opt.gpu_ids == []
+        assert opt.netG == "resnet_6blocks" and opt.gan_mode == "lsgan"
+        assert opt.gpu_ids == []  # their options until 2025
+        assert opt.device == torch.device("cpu")  # since their commit 2a7afba (DDP, 2025)
         self.steps = 0
 
     def setup(self, opt):
@@ -196,21 +199,51 @@ def run_bench(*flags):
 
 
 def test_bench_times_train_py_step_and_the_reference_step_computing_the_same():
+    status, out = run_bench("--reference")  # the two steps take turns on the same batches
+    assert status == 0, out
     printed = []
-    for flags in ((), ("--reference",)):
-        status, out = run_bench(*flags)
-        assert status == 0, out
-        assert out.strip().splitlines()[-1].startswith("median_s_per_iter=")
-        last = out.split("iter 3/3: ")[1].splitlines()[0]  # the third iteration's line
+    for name in ("train.py fp32", "reference (ours computed as the authors do)"):
+        last = out.split(f"iter 3/3 {name}: ")[1].splitlines()[0]  # the third iteration's line
         printed.append([float(v) for v in last.split("| losses ")[1].split()])
     # GAN(G) GAN(F) cyc_x cyc_y idt D_X D_Y, after the same three steps from the same weights
     assert len(printed[0]) == 7
     assert printed[0] == pytest.approx(printed[1], abs=2e-4)  # printed to 4 decimals
+    assert "train.py's step vs reference (ours computed as the authors do): " in out
+    assert "R256: 3x3 convs of the residual blocks" in out  # the per-layer table
+    assert "so it runs at" in out and "of the limit" in out  # and the convolution limit
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("median_s_per_iter=") and " reference_s_per_iter=" in last
 
 
-def test_bench_refuses_two_steps_at_once(tmp_path):
-    status, out = run_bench("--reference", "--authors", str(tmp_path))
-    assert status == 2 and "time one at a time" in out and "Traceback" not in out
+def test_conv_flops_count_the_forward_and_each_gradient():
+    conv = torch.nn.Conv2d(2, 4, 3)  # 2 -> 4 channels, 3x3
+    key = ("kind", conv, (1, 2, 5, 5), torch.contiguous_format, True, True)
+    # a 5x5 input gives a 3x3 output: 4 channels * 9 pixels = 36 outputs, each 2 * 3 * 3 = 18 MACs
+    # forward 2 * 36 * 18 = 1296 FLOPs; the input's gradient costs as much, the weights' too
+    assert conv_flops(key, (1, 4, 3, 3)) == (1296, 2592)
+    frozen = ("kind", conv, (1, 2, 5, 5), torch.contiguous_format, False, True)  # input: an image
+    assert conv_flops(frozen, (1, 4, 3, 3)) == (1296, 1296)
+    up = torch.nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1)
+    # each of the 2 * 5 * 5 = 50 input values spreads over 4 channels * 3 * 3 taps: 1800 MACs
+    key = ("kind", up, (1, 2, 5, 5), torch.contiguous_format, True, False)
+    assert conv_flops(key, (1, 4, 10, 10)) == (3600, 3600)
+
+
+def test_the_fast_step_does_the_convolutions_of_the_authors_order():
+    # Batching G([x, y]) changes how the work is called, not how much there is: the same FLOPs.
+    args = tiny_args()
+    counted = []
+    for step in (ours, reference):
+        nets = make_models(args, torch.device("cpu"), reference=step is reference)
+        real_x, real_y = images(4)
+        calls = record_calls(layer_kinds(nets[:2], nets[2:4]),
+                             lambda: step(nets, real_x, real_y, args))
+        # n_blocks = 1: two 3x3 convs per image, and 6 images: G(x), G(y), G(F(y)), F(y), F(x),
+        # F(G(x)), so 6 * 2 = 12 image-convs
+        assert sum(n * key[2][0] for key, (n, _) in calls.items()
+                   if key[0] == "R256: 3x3 convs of the residual blocks") == 12
+        counted.append(step_flops(calls))
+    assert counted[0] == counted[1] > 0
 
 
 def test_bench_times_the_authors_step_from_a_checkout(tmp_path):
@@ -220,8 +253,9 @@ def test_bench_times_the_authors_step_from_a_checkout(tmp_path):
     status, out = run_bench("--authors", str(tmp_path))
     assert status == 0, out
     # 1 warm-up and 2 timed iterations: the third optimize_parameters() reports G_A = 3
-    assert "iter 3/3: " in out and "losses 3.0000 0.5000" in out
-    assert out.strip().splitlines()[-1].startswith("median_s_per_iter=")
+    assert f"iter 3/3 the authors' code ({tmp_path}): " in out and "losses 3.0000 0.5000" in out
+    assert f"train.py's step vs the authors' code ({tmp_path}): " in out  # taking turns
+    assert " authors_s_per_iter=" in out.strip().splitlines()[-1]
 
 
 def test_bench_says_clearly_when_the_authors_code_is_not_there(tmp_path):
