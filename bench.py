@@ -1,7 +1,8 @@
 """How fast one CycleGAN training iteration runs: seconds per iteration, the split between the
 copy to the device, generator step and discriminator step, the data loader's wait, peak memory,
 the FLOPs of one iteration next to the machine's matmul rate, the time per kind of layer and the
-convolution limit (issue 18), and the data pipeline's own speed.
+convolution limit (the step's time if every convolution ran at the best rate measured), and the
+data pipeline's own speed.
 
     python bench.py --crop_size 128 --n_blocks 9 --iters 6               # train.py's step
     python bench.py --crop_size 128 --n_blocks 9 --iters 6 --reference   # and ours as theirs
