@@ -19,6 +19,7 @@ from torch import nn
 import train
 from cyclegan import Discriminator, Generator, InstanceNorm, ResidualBlock
 from data import ImagePool, UnpairedDataset, to_image, to_tensor
+from test_train import make_images
 
 
 class Scale(nn.Module):
@@ -131,19 +132,6 @@ def test_discriminator_step_by_value_halved_once_with_each_domains_pool():
 
 
 # ---- the training loop (Sec. 4, appendix 7.1) ----------------------------------------------
-
-def make_images(root, n=4, size=28):
-    """Domain X: dark squares on light ground; Y: light squares on dark. Train and test."""
-    rng = np.random.default_rng(0)
-    for folder, n_images in (("trainA", n), ("trainB", n + 1), ("testA", 2), ("testB", 2)):
-        os.makedirs(root / folder)
-        for i in range(n_images):
-            a = np.full((size, size, 3), 200 if folder.endswith("A") else 40, np.uint8)
-            r, c = rng.integers(0, size - 8, 2)
-            a[r:r + 8, c:c + 8] = 255 - a[0, 0]
-            Image.fromarray(a).save(root / folder / f"{i}.png")
-    return root
-
 
 def tiny_run(tmp_path, *flags):
     """train.main on 4 + 5 tiny images: 5 iterations per epoch at batch size 1."""
