@@ -73,23 +73,40 @@ def first_line(e):
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def load_checkpoint(path, device="cpu", need=("G", "F", "D_X", "D_Y", "args")):
-    """A train.py checkpoint, read with weights_only=True (tensors and plain values, never code)
-    and checked against its digest. Raises CheckpointError saying what is wrong and what to do."""
+def read_file(path, device="cpu"):
+    """Whatever torch.save wrote to path, read with weights_only=True: tensors and plain values,
+    never code. FileNotFoundError, or CheckpointError saying why the file cannot be used."""
     if not os.path.exists(path):
-        raise CheckpointError(f"{path} does not exist")
+        raise FileNotFoundError(f"{path}: no such file")
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # truncated, not a torch file, a folder, pickled code
         culprit = re.search(r"GLOBAL (\S+)", str(e))  # a class or function named in the pickle
         if culprit:
             raise CheckpointError(f"{path} refused: it holds pickled Python objects "
                                   f"({first_line(culprit[1])}), not only tensors, and loading "
-                                  "them could run code") from None
+                                  "them could run code; a network is saved as net.state_dict()"
+                                  ) from None
         # torch's own text here advises loading without weights_only: never to be followed
         why = "" if "Weights only" in str(e) else f" ({type(e).__name__}: {first_line(e)})"
         raise CheckpointError(f"cannot read {path}: not a complete file written by torch.save"
                               f"{why}") from None
+
+
+def check_digest(path, ckpt):
+    """ckpt without its stored digest, once its tensors match it (files saved before digests
+    existed have none)."""
+    stored = ckpt.pop("tensor_sha256", None)
+    if stored is not None and stored != tensor_digest(ckpt):
+        raise CheckpointError(f"{path} is corrupt: its tensors do not match the digest saved "
+                              "with them")
+    return ckpt
+
+
+def load_checkpoint(path, device="cpu", need=("G", "F", "D_X", "D_Y", "args")):
+    """A train.py checkpoint (a dict with the keys in `need`), its digest checked. Raises
+    FileNotFoundError or CheckpointError saying what is wrong and what to do."""
+    ckpt = read_file(path, device)
     if not isinstance(ckpt, dict) or not set(need) <= set(ckpt):
         what = (f"a {type(ckpt).__name__}" if not isinstance(ckpt, dict) else
                 "one generator's weights (the authors' released layout): translate.py applies it, "
@@ -97,11 +114,7 @@ def load_checkpoint(path, device="cpu", need=("G", "F", "D_X", "D_Y", "args")):
                 if any(str(k).endswith("model.1.weight") for k in ckpt) else
                 f"a dict with keys {sorted(map(str, ckpt))[:5]}")
         raise CheckpointError(f"{path} is not a train.py checkpoint: it holds {what}")
-    stored = ckpt.pop("tensor_sha256", None)
-    if stored is not None and stored != tensor_digest(ckpt):
-        raise CheckpointError(f"{path} is corrupt: its tensors do not match the digest saved "
-                              "with them")
-    return ckpt
+    return check_digest(path, ckpt)
 
 
 def kept_copies(out):
@@ -115,7 +128,7 @@ def newest_good_copy(out, device="cpu"):
         try:
             load_checkpoint(path, device)
             return path
-        except CheckpointError:
+        except (CheckpointError, FileNotFoundError):
             continue
     return None
 
@@ -126,7 +139,7 @@ def load_latest(out, device="cpu"):
     latest = os.path.join(out, "latest.pt")
     try:
         return load_checkpoint(latest, device)
-    except CheckpointError as e:
+    except (CheckpointError, FileNotFoundError) as e:
         good = newest_good_copy(out, device)
         if good is None:
             hint = (f"no kept copy epoch_NNN.pt in {out} is usable either: start a new run with "

@@ -19,7 +19,7 @@ import urllib.parse
 import torch
 from PIL import Image
 
-from checkpoints import tensor_digest
+import checkpoints
 from cyclegan import load_official_generator
 from data import IMAGE_EXTENSIONS, as_rgb, find_images, to_image, to_tensor
 from distributed import pick_device
@@ -35,24 +35,12 @@ def shown(text):
 def read_generator(path, direction="x2y"):
     """(Generator, name) for G (x2y) or F (y2x) of a train.py checkpoint, or for the one generator
     of a file released with the authors' code (then `direction` does not apply)."""
-    try:  # weights_only: tensors and plain values, never code
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except Exception as e:  # pickled code; a folder, a truncated file, not a torch file at all
-        if "Weights only load failed" in str(e):
-            culprit = re.search(r"GLOBAL ([\w.]+)", str(e))  # torch's advice and colours left out
-            raise ValueError(f"{path} refused: it holds more than tensors and plain values"
-                             f"{f' ({culprit[1]})' if culprit else ''}, and unpickling anything "
-                             "else could run code; a whole saved network should be saved as "
-                             "net.state_dict() instead") from None
-        raise ValueError(f"{path}: cannot read it, is it a complete torch.save file? "
-                         f"({type(e).__name__}: {shown(e)})") from None
+    state = checkpoints.read_file(path)  # weights_only: tensors and plain values, never code
     if isinstance(state, dict) and {"G", "F"} <= state.keys():
-        stored = state.pop("tensor_sha256", None)  # saved by checkpoints.save_checkpoint
-        if stored is not None and stored != tensor_digest(state):
-            raise ValueError(f"{path} is corrupt: its tensors do not match the digest saved with "
-                             "them; use a kept copy epoch_NNN.pt from the same run")
+        try:
+            state = checkpoints.check_digest(path, state)
+        except checkpoints.CheckpointError as e:
+            raise ValueError(f"{e}; use a kept copy epoch_NNN.pt from the same run") from None
         name = "G" if direction == "x2y" else "F"
         state, which = state[name], f"{name} ({'X -> Y' if name == 'G' else 'Y -> X'})"
     elif isinstance(state, dict) and any(str(k).endswith("model.1.weight") for k in state):
