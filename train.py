@@ -28,8 +28,9 @@ def linear_decay(epoch, n_epochs=100, n_epochs_decay=100):
 
     The paper: "keep the same learning rate for the first 100 epochs and linearly decay the rate
     to zero over the next 100 epochs". Per epoch, that is 1.0 up to epoch n_epochs, then
-    n_epochs_decay equal steps of 1 / (n_epochs_decay + 1): epoch 101 trains at 100/101 of the rate, epoch 200 at 1/101, and the
-    line would reach zero at epoch 201, so every epoch still learns something.
+    n_epochs_decay equal steps of 1 / (n_epochs_decay + 1): epoch 101 trains at 100/101 of the
+    rate, epoch 200 at 1/101, and the line would reach zero at epoch 201, so every epoch still
+    learns something.
     """
     return 1.0 - max(0, epoch - n_epochs) / (n_epochs_decay + 1)
 
@@ -223,7 +224,8 @@ def main(argv=None):
 
 
 def prepare(args, world):
-    """The dataset folder (the toy drawn once, its defaults taken), the output folder, the device."""
+    """The dataset folder (the toy drawn once, its defaults taken), the output folder, the
+    device."""
     device = world.pick_device(pick_device(args))
     world.start(device)
     torch.backends.cudnn.benchmark = True  # same sizes every step: let cuDNN pick kernels once
