@@ -29,8 +29,9 @@ from torch import nn
 
 from cyclegan import InstanceNorm
 from data import ImagePool, UnpairedDataset
+from distributed import pick_device
 from losses import generator_objective, lsgan_d_loss
-from train import amp_dtype, discriminator_step, generator_step, make_networks, pick_device
+from train import amp_dtype, discriminator_step, generator_step, make_networks
 
 
 def reference_generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args):

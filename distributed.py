@@ -4,7 +4,7 @@ Not the paper: one process trains exactly as the paper says, and this file then 
 Under `torchrun --nproc_per_node N train.py ...`, N processes ("ranks") train one model: each
 takes its share of every global batch, the gradients are averaged, the history pool is one pool
 shared by all, and all ranks agree, step by step, on the losses, on NaNs and on when to stop.
-Rank 0 alone writes files. shared/design/distributed.md explains each choice.
+Rank 0 alone writes files. The README's "Several GPUs and machines" says what is tested.
 """
 import math
 import os
@@ -33,7 +33,6 @@ def pick_device(args):
     return device
 
 
-
 class Diverged(RuntimeError):
     """The ranks' weights differ: the gradient averaging went wrong somewhere."""
 
@@ -57,7 +56,7 @@ class World:
         if self.is_main:
             print(*message, flush=True)
 
-    def pick_device(self, device):
+    def own_device(self, device):
         """Under torchrun, --cuda means this rank's own GPU, cuda:LOCAL_RANK."""
         if self.size == 1:
             return device

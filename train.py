@@ -18,7 +18,6 @@ import distributed
 import report
 from cyclegan import Discriminator, Generator, init_weights
 from data import ImagePool, UnpairedDataset, is_toy, resolve_dataroot
-from distributed import pick_device  # noqa: F401 (translate.py and bench.py import it here)
 from evaluate import format_errors, ground_truth_errors, load_pairs
 from losses import generator_objective, lsgan_d_loss
 
@@ -226,7 +225,7 @@ def main(argv=None):
 def prepare(args, world):
     """The dataset folder (the toy drawn once, its defaults taken), the output folder, the
     device."""
-    device = world.pick_device(pick_device(args))
+    device = world.own_device(distributed.pick_device(args))
     world.start(device)
     torch.backends.cudnn.benchmark = True  # same sizes every step: let cuDNN pick kernels once
     root = resolve_dataroot(args.dataroot) if world.is_main else None  # draws the toy once
