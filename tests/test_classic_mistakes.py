@@ -19,18 +19,7 @@ from torch import nn
 import train
 from cyclegan import Discriminator, Generator, InstanceNorm, ResidualBlock
 from data import ImagePool, UnpairedDataset, to_image, to_tensor
-from test_train import make_images
-
-
-class Scale(nn.Module):
-    """A stand-in network: multiplies its input by one learnable number, `factor`."""
-
-    def __init__(self, factor):
-        super().__init__()
-        self.factor = nn.Parameter(torch.tensor(factor))
-
-    def forward(self, t):
-        return self.factor * t
+from test_train import Scale, make_images  # Scale: a network that multiplies by one weight
 
 
 def constant(value):
