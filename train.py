@@ -354,6 +354,8 @@ def run_writer(args, world, root, out, nets, pools, at, device):
     the ground-truth errors of G and F on its paired test images."""
     def state():  # one dict (STYLE.md), the same on every rank: check that it is
         world.check_same_weights(nets[:4])
+        if not world.is_main:
+            return None  # rank 0 alone writes it: the others need not gather it
         return {**dict(zip(("G", "F", "D_X", "D_Y", "opt_G", "opt_D"),
                            (obj.state_dict() for obj in nets))), **at,
                 "pool_x": pools[0].state_dict(), "pool_y": pools[1].state_dict(),
