@@ -60,27 +60,32 @@ def test_instance_norm_uses_each_images_own_statistics():
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_instance_norm_is_torchs_instance_norm_in_either_layout(layout):
-    # The same values and gradients as nn.InstanceNorm2d(affine=False), for one image or three.
-    for n in (1, 3):
-        x = (torch.randn(n, 5, 6, 7) * 3 + 1).contiguous(memory_format=layout)
-        ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
-        out = InstanceNorm()(ours)
-        assert out.is_contiguous(memory_format=layout)  # no copy into another layout
-        weights = torch.randn(n, 5, 6, 7)  # a loss that weighs every output differently
-        (out * weights).sum().backward()
-        (nn.InstanceNorm2d(5)(theirs) * weights).sum().backward()
-        torch.testing.assert_close(out, nn.InstanceNorm2d(5)(x))
-        torch.testing.assert_close(ours.grad, theirs.grad)
+@pytest.mark.parametrize("n,shape", [(1, (5, 6, 7)), (3, (5, 6, 7)), (1, (3, 48, 64)),
+                                     (2, (3, 48, 64))])
+def test_instance_norm_is_torchs_instance_norm_in_either_layout(layout, n, shape):
+    # The same values and gradients as nn.InstanceNorm2d(affine=False), along each way of
+    # computing it: one image; a batch of small images (one group norm call); a batch of larger
+    # ones (one batch norm call per image).
+    assert (shape[0] * shape[1] * shape[2] <= InstanceNorm.small) == (shape == (5, 6, 7))
+    x = (torch.randn(n, *shape) * 3 + 1).contiguous(memory_format=layout)
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = InstanceNorm()(ours)
+    assert out.is_contiguous(memory_format=layout)  # no copy into another layout
+    weights = torch.randn(n, *shape)  # a loss that weighs every output differently
+    (out * weights).sum().backward()
+    (nn.InstanceNorm2d(shape[0])(theirs) * weights).sum().backward()
+    torch.testing.assert_close(out, nn.InstanceNorm2d(shape[0])(x))
+    torch.testing.assert_close(ours.grad, theirs.grad)
 
 
-def test_instance_norm_gradient_is_right_for_one_channels_last_image():
-    # train.py's batch of one image, channels-last, with the gradient arriving channels-last as
-    # it does from the next layer: compared with the formula (x - mean) / sqrt(var + eps) in
-    # float64. (nn.InstanceNorm2d in torch 2.13 on the CPU gets this gradient wrong, off by units
-    # here; with a batch of 2, or a gradient in the default layout, it is right.)
-    x = torch.randn(1, 4, 5, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
-    grad = torch.randn(1, 4, 5, 5, dtype=torch.float64).contiguous(
+@pytest.mark.parametrize("n", [1, 3])
+def test_instance_norm_gradient_is_right_for_channels_last_images(n):
+    # train.py's batches, channels-last, with the gradient arriving channels-last as it does from
+    # the next layer: compared with the formula (x - mean) / sqrt(var + eps) in float64.
+    # (nn.InstanceNorm2d in torch 2.13 on the CPU gets this gradient wrong for one image, off by
+    # units here; with a batch of 2, or a gradient in the default layout, it is right.)
+    x = torch.randn(n, 4, 5, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(n, 4, 5, 5, dtype=torch.float64).contiguous(
         memory_format=torch.channels_last)
     ours, exact = x.clone().requires_grad_(), x.clone().requires_grad_()
     InstanceNorm()(ours).backward(grad)
