@@ -27,7 +27,7 @@ from PIL import Image
 
 from torch import nn
 
-from cyclegan import InstanceNorm
+from cyclegan import InstanceNorm, TransposedConv
 from data import ImagePool, UnpairedDataset
 from distributed import pick_device
 from losses import generator_objective, lsgan_d_loss
@@ -71,8 +71,9 @@ def reference_discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y, real_x, real_y
 def make_models(args, device, reference=False):
     """G, F, D_X, D_Y and their two Adams as train.py builds them, from seed 0.
 
-    reference=True builds them the way the authors' code does: nn.InstanceNorm2d in PyTorch's
-    default memory layout, and plain (not fused) Adam. The same function, computed more slowly.
+    reference=True builds them the way the authors' code does: nn.InstanceNorm2d and
+    nn.ConvTranspose2d in PyTorch's default memory layout, and plain (not fused) Adam. The same
+    function, computed more slowly.
     """
     torch.manual_seed(0)
     G, F, D_X, D_Y, opt_G, opt_D = make_networks(args, device)
@@ -83,6 +84,10 @@ def make_models(args, device, reference=False):
                 for i, layer in enumerate(list(block.children())):
                     if isinstance(layer, InstanceNorm):  # always right after its convolution
                         block[i] = nn.InstanceNorm2d(block[i - 1].out_channels)
+                    elif isinstance(layer, TransposedConv):  # PyTorch's, the bias inside
+                        block[i] = nn.ConvTranspose2d(layer.in_channels, layer.out_channels, 3,
+                                                      2, 1, 1).to(device)
+                        block[i].load_state_dict(layer.state_dict())
         opt_G = torch.optim.Adam([*G.parameters(), *F.parameters()], 2e-4, (0.5, 0.999))
         opt_D = torch.optim.Adam([*D_X.parameters(), *D_Y.parameters()], 2e-4, (0.5, 0.999))
     return G, F, D_X, D_Y, opt_G, opt_D

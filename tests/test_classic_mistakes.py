@@ -181,8 +181,9 @@ def test_discriminators_train_on_the_fakes_made_before_the_generator_update(tmp_
     tiny_run(tmp_path, "--n_epochs", "1", "--n_epochs_decay", "0", "--max_iters", "3")
     assert len(gaps) == 3, "train.main did not call generator_step and discriminator_step"
     for y_before, y_after, x_before, x_after in gaps:
-        # the same function up to float rounding (1e-6), where the updated G is 1e-4 or more off
-        assert y_before < 1e-5 and x_before < 1e-5, (
+        # the same function up to float rounding (1e-5: a batch of two images is normalized by
+        # other calls than one image alone), where the updated G is 1e-2 or more off
+        assert y_before < 1e-4 and x_before < 1e-4, (
             f"D's fakes differ from G_before(real_x) by {y_before:.1e} and from F_before(real_y) "
             f"by {x_before:.1e} (from the updated G, F: {y_after:.1e}, {x_after:.1e}): hand "
             "discriminator_step the fakes that generator_step returned, not fakes made again "
@@ -248,8 +249,9 @@ def test_one_adam_for_G_and_F_and_one_for_D_X_and_D_Y_with_the_papers_settings()
 # ---- the networks (Sec. 4, appendix 7.2) ---------------------------------------------------
 
 def kinds(layers):
-    """Layer names, with either instance norm written Norm."""
-    return ["Norm" if isinstance(m, (InstanceNorm, nn.InstanceNorm2d)) else type(m).__name__
+    """Layer names, with either instance norm written Norm and any transposed conv as PyTorch's."""
+    return ["Norm" if isinstance(m, (InstanceNorm, nn.InstanceNorm2d)) else
+            "ConvTranspose2d" if isinstance(m, nn.ConvTranspose2d) else type(m).__name__
             for m in layers]
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from cyclegan import (Discriminator, Generator, InstanceNorm, init_weights,
+from cyclegan import (Discriminator, Generator, InstanceNorm, TransposedConv, init_weights,
                       load_official_generator, receptive_field)
 
 
@@ -92,6 +92,25 @@ def test_instance_norm_gradient_is_right_for_channels_last_images(n):
     var, mean = torch.var_mean(exact, dim=(2, 3), keepdim=True, correction=0)  # per channel
     ((exact - mean) / (var + 1e-5).sqrt()).backward(grad)
     torch.testing.assert_close(ours.grad, exact.grad)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_transposed_conv_is_torchs_with_the_bias_added_apart(layout):
+    # u128 as the generator has it: the same weights, outputs and gradients as nn.ConvTranspose2d.
+    ours = TransposedConv(6, 4, 3, stride=2, padding=1, output_padding=1)
+    nn.init.normal_(ours.bias)  # not zero, so that a bias left out or added twice shows
+    theirs = nn.ConvTranspose2d(6, 4, 3, stride=2, padding=1, output_padding=1)
+    theirs.load_state_dict(ours.state_dict())  # the same keys: the authors' files load
+    x = torch.randn(2, 6, 5, 5).contiguous(memory_format=layout)
+    x_ours, x_theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = ours.to(memory_format=layout)(x_ours)
+    assert out.shape == (2, 4, 10, 10)
+    weights = torch.randn(2, 4, 10, 10)
+    (out * weights).sum().backward()
+    (theirs.to(memory_format=layout)(x_theirs) * weights).sum().backward()
+    torch.testing.assert_close(out, theirs(x))
+    for a, b in [(x_ours, x_theirs), (ours.weight, theirs.weight), (ours.bias, theirs.bias)]:
+        torch.testing.assert_close(a.grad, b.grad)
 
 
 @pytest.mark.parametrize("size,n_blocks", [(256, 9), (128, 6)])

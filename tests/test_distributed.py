@@ -49,8 +49,16 @@ NETS = {"G": Generator(ngf=4, n_blocks=1), "F": Generator(ngf=4, n_blocks=1),
         "D_X": Discriminator(ndf=4), "D_Y": Discriminator(ndf=4)}
 
 
-def same_networks(a, b, tol=1e-5):
-    """The weights of two checkpoints agree, and the networks compute the same function."""
+def same_networks(a, b, tol=1e-4):
+    """The weights of two checkpoints agree, and the networks compute the same function.
+
+    Up to float rounding, which Adam amplifies here: a weight whose gradient is near zero moves
+    by about lr either way, and which way can hang on the last bit. Half a batch per process
+    rounds differently (e.g. the instance norms of small images sum in an order that depends on
+    the batch, cyclegan.py), so after 5 to 7 steps weights were up to 2.4e-5 and outputs up to
+    3e-4 apart (tol 1e-4, 10 * tol); a step that does not split the global batch as one process
+    would left them 2e-3 and 2e-2 to 1e-1 apart.
+    """
     x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0)) * 2 - 1
     for name, net in NETS.items():
         skip = cancelled_biases(net)
@@ -59,7 +67,7 @@ def same_networks(a, b, tol=1e-5):
         net.load_state_dict(a[name])
         out_a = net(x)
         net.load_state_dict(b[name])
-        assert close(out_a, net(x), tol), f"{name} computes another function"
+        assert close(out_a, net(x), 10 * tol), f"{name} computes another function"
 
 
 def close(a, b, tol=1e-5):
