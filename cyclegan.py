@@ -16,8 +16,8 @@ class InstanceNorm(nn.Module):
     The result is nn.InstanceNorm2d(affine=False)'s; how it is computed is a matter of speed only
     (bench.py). Batch normalization of a batch of one image is the same function and works on
     channels-last tensors as they are, where nn.InstanceNorm2d copies them: one call per image.
-    For a batch of small images (at most `small` values each, as in the toy) one call for the
-    whole batch is faster: group normalization with one group per channel, again the same function.
+    Small images (at most `small` values each, as in the toy) go faster in one call for the whole
+    batch: group normalization with one group per channel, again the same function.
     """
     small = 8192
 
