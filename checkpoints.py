@@ -67,9 +67,11 @@ def save_checkpoint(path, state):
 
 
 def first_line(e):
-    """An exception's message as one printable line: its first line, with terminal escape codes
-    and other control characters (a crafted file name or pickle can carry them) shown as '?'."""
-    text = str(e).strip().split("\n")[0] if str(e).strip() else type(e).__name__
+    """An exception's message, or any text, as one printable line: its first line; bytes of a file
+    name that are not UTF-8 as \\xNN; terminal escape codes and other control characters (a
+    crafted file name or pickle can carry them) as '?'."""
+    text = str(e).strip() or (type(e).__name__ if isinstance(e, BaseException) else "")
+    text = text.split("\n")[0].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
