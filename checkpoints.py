@@ -71,7 +71,8 @@ def first_line(e):
     name that are not UTF-8 as \\xNN; terminal escape codes and other control characters (a
     crafted file name or pickle can carry them) as '?'."""
     text = str(e).strip() or (type(e).__name__ if isinstance(e, BaseException) else "")
-    text = text.split("\n")[0].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = text.split("\n")[0].encode("utf-8", "surrogateescape")
+    text = text.decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else "?" for c in text)
 
 

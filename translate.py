@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 import checkpoints
-from checkpoints import first_line
+from checkpoints import first_line as shown  # one printable line
 from cyclegan import load_official_generator
 from data import IMAGE_EXTENSIONS, as_rgb, find_images, to_image, to_tensor
 from distributed import pick_device
@@ -49,7 +49,7 @@ def read_generator(path, direction="x2y"):
     try:
         net = load_official_generator(state)
     except (ValueError, RuntimeError, KeyError, AttributeError, IndexError) as e:
-        raise ValueError(f"{path}: not a generator of cyclegan.py's shape: {first_line(e)}") from None
+        raise ValueError(f"{path}: not a generator of cyclegan.py's shape: {shown(e)}") from None
     if (net.model[1].in_channels, net.model[-2].out_channels) != (3, 3):
         raise ValueError(f"{path}: the generator does not map RGB to RGB")
     return net, which
@@ -136,7 +136,7 @@ def read_image(path, size=None, max_megapixels=16.0):
                                  f"add --max_megapixels {mp + 1:.0f} if you trust the file")
             img = as_rgb(img)  # decodes
     except (OSError, SyntaxError) as e:
-        raise OSError(f"not a readable image ({first_line(e)})") from None
+        raise OSError(f"not a readable image ({shown(e)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
     return resized(img, size)  # after as_rgb: a phone photo's stored rotation may swap W and H
@@ -221,9 +221,9 @@ def write_index(out, title, done, skipped):
     def cell(path, label):
         url = urllib.parse.quote(os.fsencode(os.path.relpath(path, out).replace(os.sep, "/")))
         return f'<td><img src="{url}"><br>{html.escape(label)}</td>'
-    rows = [f"<tr>{cell(src, first_line(src))}{cell(dst, first_line(os.path.relpath(dst, out)))}</tr>"
+    rows = [f"<tr>{cell(src, shown(src))}{cell(dst, shown(os.path.relpath(dst, out)))}</tr>"
             for src, dst in done]
-    rows += [f'<tr><td colspan="2">skipped {html.escape(first_line(src))}: {html.escape(why)}</td></tr>'
+    rows += [f'<tr><td colspan="2">skipped {html.escape(shown(src))}: {html.escape(why)}</td></tr>'
              for src, why in skipped]
     page = (f'<!doctype html>\n<meta charset="utf-8"><title>{html.escape(title)}</title>\n'
             "<style>img { width: 320px } td { vertical-align: top }</style>\n"
@@ -240,7 +240,7 @@ def read_batches(plan, size, batch_size, max_megapixels, skip):
         try:
             img = read_image(path, size, max_megapixels)
         except (OSError, ValueError) as e:
-            skip(path, first_line(e))
+            skip(path, shown(e))
             continue
         if batch and (img.size != batch[0][0].size or len(batch) >= batch_size
                       or (len(batch) + 1) * img.width * img.height > max_megapixels * 1e6):
@@ -293,34 +293,34 @@ def main(argv=None):
     try:
         device = pick_device(args)
     except ValueError as e:
-        raise SystemExit(f"error: {first_line(e)}")
+        raise SystemExit(f"error: {shown(e)}")
     try:
         net, which = read_generator(args.checkpoint, args.direction)
     except (OSError, ValueError) as e:
-        raise SystemExit(f"error: --checkpoint {first_line(e)}")
+        raise SystemExit(f"error: --checkpoint {shown(e)}")
     net = net.to(device).eval()  # as load_generator does
     if not which.startswith(("G ", "F ")):
-        print(f"note: {first_line(args.checkpoint)} holds one generator (the authors' layout), "
+        print(f"note: {shown(args.checkpoint)} holds one generator (the authors' layout), "
               "so --direction is ignored")
     inputs, missing = find_inputs(args.input, args.out)
     skipped = []
 
     def skip(path, why):
-        print(f"warning: skipping {first_line(path)}: {why}", file=sys.stderr, flush=True)
+        print(f"warning: skipping {shown(path)}: {why}", file=sys.stderr, flush=True)
         skipped.append((path, why))
     for item in missing:
         skip(item, "no such file, no images in that folder, or no image matches that pattern")
     plan = plan_outputs(inputs, args.out, args.ext)
     if not plan:
-        raise SystemExit(f"error: no input images in {first_line(' '.join(args.input))}"
+        raise SystemExit(f"error: no input images in {shown(' '.join(args.input))}"
                          + (" outside --out: a run never reads its own output folder"
                             if len(missing) < len(args.input) else ""))
     try:
         make_out(args.out, [t for _, t in plan] + [os.path.join(args.out, "index.html")],
                  args.overwrite)
     except OSError as e:
-        raise SystemExit(f"error: {first_line(e)}")
-    print(f"translating {len(plan)} images with {which} from {first_line(args.checkpoint)} on {device}")
+        raise SystemExit(f"error: {shown(e)}")
+    print(f"translating {len(plan)} images with {which} from {shown(args.checkpoint)} on {device}")
 
     done, start, fmt = [], time.time(), Image.registered_extensions()[args.ext]
     for batch in read_batches(plan, args.size, args.batch_size, args.max_megapixels, skip):
@@ -338,13 +338,13 @@ def main(argv=None):
             try:  # quality: for jpg and webp; png ignores it
                 write_atomically(target, lambda tmp: to_image(fake).save(tmp, fmt, quality=95))
             except OSError as e:  # a full disk, a file where a subfolder should be
-                raise SystemExit(f"error: cannot write {first_line(target)} ({first_line(e.strerror or e)});"
+                raise SystemExit(f"error: cannot write {shown(target)} ({shown(e.strerror or e)});"
                                  f" the {len(done)} images before it are complete")
             done.append((path, target))
         print(f"{len(done) + len(skipped)}/{len(plan) + len(missing)} images | "
               f"{len(done) / (time.time() - start):.2f} images/s", flush=True)
-    write_index(args.out, f"{which} from {first_line(args.checkpoint)}", done, skipped)
-    print(f"translated {len(done)} images into {first_line(args.out)}/ (see index.html there)"
+    write_index(args.out, f"{which} from {shown(args.checkpoint)}", done, skipped)
+    print(f"translated {len(done)} images into {shown(args.out)}/ (see index.html there)"
           + (f"; skipped {len(skipped)}, listed above" if skipped else ""))
     return 1 if skipped else 0
 
