@@ -104,7 +104,7 @@ def test_two_processes_train_the_same_model_as_one_with_the_same_global_batch(ru
     assert logs[2].count("settings:") == 1
 
 
-def test_a_two_process_checkpoint_resumes_in_one_process_exactly(runs, tmp_path):
+def test_a_two_process_checkpoint_resumes_in_one_process(runs, tmp_path):
     tmp, data, _ = runs
     os.system(f"cp -r {tmp / 'run2'} {tmp_path / 'resumed'}")
     launch(data, tmp_path / "resumed", 1, "--resume", "--max_iters", "7")
