@@ -111,6 +111,9 @@ def test_transposed_conv_is_torchs_with_the_bias_added_apart(layout):
     torch.testing.assert_close(out, theirs(x))
     for a, b in [(x_ours, x_theirs), (ours.weight, theirs.weight), (ours.bias, theirs.bias)]:
         torch.testing.assert_close(a.grad, b.grad)
+    no_bias = TransposedConv(6, 4, 3, stride=2, padding=1, output_padding=1, bias=False)
+    torch.testing.assert_close(no_bias(x), nn.functional.conv_transpose2d(x, no_bias.weight, None,
+                                                                          2, 1, 1))
 
 
 @pytest.mark.parametrize("size,n_blocks", [(256, 9), (128, 6)])
