@@ -85,8 +85,9 @@ def make_models(args, device, reference=False):
                     if isinstance(layer, InstanceNorm):  # always right after its convolution
                         block[i] = nn.InstanceNorm2d(block[i - 1].out_channels)
                     elif isinstance(layer, TransposedConv):  # PyTorch's, the bias inside
-                        block[i] = nn.ConvTranspose2d(layer.in_channels, layer.out_channels, 3,
-                                                      2, 1, 1).to(device)
+                        block[i] = nn.ConvTranspose2d(
+                            layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                            layer.padding, layer.output_padding).to(device)
                         block[i].load_state_dict(layer.state_dict())
         opt_G = torch.optim.Adam([*G.parameters(), *F.parameters()], 2e-4, (0.5, 0.999))
         opt_D = torch.optim.Adam([*D_X.parameters(), *D_Y.parameters()], 2e-4, (0.5, 0.999))
