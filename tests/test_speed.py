@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from cyclegan import InstanceNorm
+from cyclegan import InstanceNorm, TransposedConv
 from bench import (conv_flops, layer_kinds, make_models, record_calls,
                    reference_discriminator_step, reference_generator_step, step_flops)
 from data import ImagePool
@@ -79,6 +79,9 @@ def test_reference_networks_are_built_as_the_authors_code_builds_them():
         assert sum(isinstance(m, InstanceNorm) for m in a.modules()) == sum(
             isinstance(m, torch.nn.InstanceNorm2d) for m in b.modules()) > 0
         assert not any(isinstance(m, InstanceNorm) for m in b.modules())
+        assert not any(isinstance(m, TransposedConv) for m in b.modules())  # PyTorch's own there
+        assert [type(m) for m in b.modules() if isinstance(m, torch.nn.ConvTranspose2d)] == [
+            torch.nn.ConvTranspose2d] * sum(isinstance(m, TransposedConv) for m in a.modules())
         for p, q in zip(a.parameters(), b.parameters()):
             if p.dim() == 4:  # convolution weights: train.py's channels-last, the default there
                 assert p.is_contiguous(memory_format=torch.channels_last) and q.is_contiguous()
