@@ -16,7 +16,8 @@ import checkpoints
 import fid
 import report
 from cyclegan import Generator
-from data import UnpairedDataset, is_toy, resolve_dataroot
+from data import UnpairedDataset, resolve_dataroot
+from toy import is_toy
 from distributed import pick_device
 
 

@@ -17,7 +17,8 @@ import checkpoints
 import distributed
 import report
 from cyclegan import Discriminator, Generator, init_weights
-from data import ImagePool, UnpairedDataset, is_toy, resolve_dataroot
+from data import ImagePool, UnpairedDataset, resolve_dataroot
+from toy import is_toy
 from evaluate import format_errors, ground_truth_errors, load_pairs
 from losses import generator_objective, lsgan_d_loss
 
@@ -40,7 +41,7 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
     a("--dataroot", default="toy", help="folder with trainA/ (domain X) and trainB/ (domain Y), a "
-      "dataset name, or toy: shapes in two styles, drawn into datasets/toy/ (data.make_toy)")
+      "dataset name, or toy: shapes in two styles, drawn into datasets/toy/ (toy.py)")
     a("--out", default=None, help="output folder (default runs/NAME, NAME from --dataroot)")
     a("--cuda", action="store_true", help="train on the GPU (fails if none is visible)")
     a("--device", default=None, help="a torch device by name, e.g. cuda:1 or cpu")

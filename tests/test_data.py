@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 import data
+import toy
 from data import ImagePool, UnpairedDataset, load_rgb, to_tensor, train_transform
 
 
@@ -228,7 +229,7 @@ def test_data_functions_raise_exceptions_never_system_exit(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mine").mkdir()
     with pytest.raises(FileExistsError, match="mine exists, but holds no toy.txt"):
-        data.make_toy("mine")
+        toy.make_toy("mine")
     with pytest.raises(FileNotFoundError, match="^--dataroot nowhere: no such folder"):
         data.resolve_dataroot("nowhere")
     with pytest.raises(FileNotFoundError, match="nowhere: no such folder"):

@@ -14,7 +14,7 @@ import checkpoints
 import evaluate
 import fid
 from cyclegan import Generator
-from data import make_toy
+from toy import make_toy
 
 
 def test_fid_of_a_set_with_itself_is_zero():

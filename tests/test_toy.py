@@ -1,4 +1,4 @@
-"""Worked examples for the toy domains (data.py) and their ground-truth evaluation (evaluate.py)."""
+"""Worked examples for the toy domains (toy.py) and their ground-truth evaluation (evaluate.py)."""
 import os
 
 import numpy as np
@@ -8,7 +8,7 @@ from PIL import Image
 
 import evaluate
 import train
-from data import TOY_STYLES, is_toy, make_toy, render_toy, toy_content
+from toy import TOY_STYLES, is_toy, make_toy, render_toy, toy_content
 
 
 def silhouette(img, style):
