@@ -133,7 +133,7 @@ def student_readme(n):
     if graded:
         lines += ["# the grading tests: they fail until the functions above are right",
                   "pytest " + " \\\n    ".join(graded)]
-    lines += ["python train.py                # trains on the toy domains (a few minutes on a "
+    lines += ["python train.py                # trains on the toy domains (about a minute on a "
               "CPU)", "```", ""]
     return "\n".join(lines)
 
