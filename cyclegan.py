@@ -52,7 +52,7 @@ class TransposedConv(nn.ConvTranspose2d):
 
     def forward(self, x):
         out = nn.functional.conv_transpose2d(x, self.weight, None, self.stride, self.padding,
-                                             self.output_padding)
+                                             self.output_padding, self.groups, self.dilation)
         if self.bias is None:
             return out
         return out.add_(self.bias.view(-1, 1, 1))  # in place: the conv's backward never reads out

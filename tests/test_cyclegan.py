@@ -64,8 +64,8 @@ def test_instance_norm_uses_each_images_own_statistics():
                                      (2, (3, 48, 64))])
 def test_instance_norm_is_torchs_instance_norm_in_either_layout(layout, n, shape):
     # The same values and gradients as nn.InstanceNorm2d(affine=False), along each way of
-    # computing it: one image; a batch of small images (one group norm call); a batch of larger
-    # ones (one batch norm call per image).
+    # computing it: small images, one or three (one group norm call for the batch); larger images,
+    # one or two (one batch norm call per image).
     assert (shape[0] * shape[1] * shape[2] <= InstanceNorm.small) == (shape == (5, 6, 7))
     x = (torch.randn(n, *shape) * 3 + 1).contiguous(memory_format=layout)
     ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
