@@ -125,8 +125,9 @@ class World:
         weights = [p.detach() for net in nets for p in net.parameters()]
         largest = torch.nn.utils.get_total_norm(weights, float("inf"))  # NaN if any is NaN
         flags = torch.stack([largest.isfinite(), torch.tensor(stop, device=largest.device)])
-        values = self.average(torch.cat([torch.stack(list(parts.values())).float().detach(),
-                                         flags.float()])).tolist()
+        dtype = torch.get_default_dtype()  # float32; float64 in the equivalence tests
+        values = self.average(torch.cat([torch.stack(list(parts.values())).detach().to(dtype),
+                                         flags.to(dtype)])).tolist()
         *losses, finite, stopping = values
         return dict(zip(parts, losses)), finite == 1 and all(map(math.isfinite, losses)), \
             stopping > 0

@@ -3,6 +3,7 @@ as one process with the same global batch, a checkpoint resumes with another num
 the batch split, the shared pool, stopping together, and the guard against diverged ranks."""
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,12 +24,41 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = [*TINY, "--batch_size", "2", "--pool_size", "3", "--print_every", "1"]
 
 
-def launch(data, out, nproc, *flags, timeout=240):
-    """python train.py (nproc 1) or torchrun with nproc processes; returns the output."""
+# The equivalence tests train in float64. In float32, two ways of summing the same numbers round
+# differently, and Adam turns the difference into steps of about lr (a weight whose gradient is
+# near zero moves by about lr either way, and which way can hang on the last bit): one process
+# with 2 OpenMP threads instead of 1 drifts as far from itself as 2 processes do from 1. In float64
+# that rounding lies far below Adam's eps, so 2 processes and 1 agree to ~1e-14 (measured: weights
+# 4e-15, outputs 5e-14 apart after 5 steps), while a wrong batch split or a pool per rank leaves
+# them 1e-3 and 2e-2 to 1e-1 apart: ten orders of magnitude (the last test below).
+FLOAT64 = """
+import sys
+sys.path.insert(0, {root!r})
+import torch
+torch.set_default_dtype(torch.float64)  # networks, Adam's state and pools are made in float64
+import data
+to_tensor = data.to_tensor
+data.to_tensor = lambda image: to_tensor(image).double()  # and so are the images read
+{patch}
+import train
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+def train_py_in_float64(tmp, patch=""):
+    """A script that runs train.py in float64, after the lines `patch` (a mutation, a fault)."""
+    script = tmp / f"train_float64_{abs(hash(patch))}.py"
+    script.write_text(FLOAT64.format(root=ROOT, patch=patch))
+    return str(script)
+
+
+def launch(data, out, nproc, *flags, script=None, timeout=240):
+    """train.py (or `script`) in one process, or under torchrun with nproc processes; returns
+    what it printed."""
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                  str(nproc)] if nproc > 1 else [sys.executable])
-    cmd = [*launcher, os.path.join(ROOT, "train.py"), "--dataroot", str(data), "--out", str(out),
-           *FLAGS, *flags]
+    cmd = [*launcher, script or os.path.join(ROOT, "train.py"), "--dataroot", str(data), "--out",
+           str(out), *FLAGS, *flags]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=timeout)
@@ -36,50 +66,65 @@ def launch(data, out, nproc, *flags, timeout=240):
     return done.stdout
 
 
+NETS = {"G": Generator(ngf=4, n_blocks=1), "F": Generator(ngf=4, n_blocks=1),
+        "D_X": Discriminator(ndf=4), "D_Y": Discriminator(ndf=4)}
+
+
 def cancelled_biases(net):
-    """Names of conv biases followed by an instance norm: the norm removes them, so their
-    gradient is rounding noise that Adam turns into steps of about lr (see test_speed.py)."""
+    """Names of conv biases followed by an instance norm: the norm subtracts them again, so their
+    exact gradient is 0, and Adam turns the rounding noise of its computed value into steps."""
     return {f"{prefix}.{i}.bias" for prefix, seq in net.named_modules()
             if isinstance(seq, torch.nn.Sequential)
             for i, (layer, after) in enumerate(zip(seq, list(seq)[1:]))
             if "Norm" in type(after).__name__}
 
 
-NETS = {"G": Generator(ngf=4, n_blocks=1), "F": Generator(ngf=4, n_blocks=1),
-        "D_X": Discriminator(ndf=4), "D_Y": Discriminator(ndf=4)}
-
-
-def same_networks(a, b, tol=1e-4):
-    """The weights of two checkpoints agree, and the networks compute the same function.
-
-    Up to float rounding, which Adam amplifies here: a weight whose gradient is near zero moves
-    by about lr either way, and which way can hang on the last bit. Half a batch per process
-    rounds differently (e.g. the instance norms of small images sum in an order that depends on
-    the batch, cyclegan.py), so after 5 to 7 steps weights were up to 2.4e-5 and outputs up to
-    3e-4 apart (tol 1e-4, 10 * tol); a step that does not split the global batch as one process
-    would left them 2e-3 and 2e-2 to 1e-1 apart.
-    """
-    x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0)) * 2 - 1
+def difference(a, b):
+    """How far apart two checkpoints' networks are: the largest difference of any weight (but
+    the cancelled biases), of any cancelled bias, and of any output on the same input images."""
+    x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0),
+                   dtype=torch.float64) * 2 - 1
+    weights = biases = outputs = 0.0
     for name, net in NETS.items():
-        skip = cancelled_biases(net)
+        assert a[name].keys() == b[name].keys()
+        cancelled = cancelled_biases(net)
         for k, w in a[name].items():
-            assert k in skip or close(w, b[name][k], tol), f"{name}.{k} differs"
-        net.load_state_dict(a[name])
+            d = (w - b[name][k]).abs().max().item()
+            if k in cancelled:
+                biases = max(biases, d)
+            else:
+                weights = max(weights, d)
+        net.double().load_state_dict(a[name])
         out_a = net(x)
         net.load_state_dict(b[name])
-        assert close(out_a, net(x), 10 * tol), f"{name} computes another function"
+        outputs = max(outputs, (out_a - net(x)).abs().max().item())
+    return weights, biases, outputs
 
 
-def close(a, b, tol=1e-5):
+def same_networks(a, b, tol=1e-10):
+    """Every weight of the four networks, and what they compute, agree to float64 rounding.
+
+    Measured: weights and outputs 1e-14 apart after 5 to 7 steps. The cancelled biases move by
+    up to 4e-9 (their gradient is rounding noise some 1e-13 in size, and Adam divides it by a
+    running size of the same noise plus eps = 1e-8); they change no output, so 1e-6 for them.
+    """
+    weights, biases, outputs = difference(a, b)
+    assert weights <= tol and outputs <= tol and biases <= 1e-6, \
+        f"weights {weights:.2g}, outputs {outputs:.2g}, cancelled biases {biases:.2g} apart"
+
+
+def close(a, b, tol=1e-10):
     return (a - b).abs().max().item() <= tol
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """One process and two processes, the same flags and global batch, 5 steps."""
+    """One process and two processes, the same flags and global batch, 5 steps, in float64."""
     tmp = tmp_path_factory.mktemp("ddp")
     data = make_images(tmp / "data", n=5)
-    logs = {n: launch(data, tmp / f"run{n}", n, "--max_iters", "5") for n in (1, 2)}
+    script = train_py_in_float64(tmp)
+    logs = {n: launch(data, tmp / f"run{n}", n, "--max_iters", "5", script=script)
+            for n in (1, 2)}
     return tmp, data, logs
 
 
@@ -88,17 +133,19 @@ def test_two_processes_train_the_same_model_as_one_with_the_same_global_batch(ru
     one = torch.load(tmp / "run1" / "latest.pt", weights_only=True)
     two = torch.load(tmp / "run2" / "latest.pt", weights_only=True)
     assert (one["total_iters"], two["total_iters"], two["world_size"]) == (5, 5, 2)
+    assert one["G"]["model.1.weight"].dtype == torch.float64
     same_networks(one, two)
     # ONE pool of 3 fakes shared by both processes holds what one process's pool holds.
     for pool in ("pool_x", "pool_y"):
         assert len(one[pool]["images"]) == len(two[pool]["images"]) == 3
-        assert all(close(a, b, 1e-4) for a, b in zip(one[pool]["images"], two[pool]["images"]))
+        assert all(close(a, b) for a, b in zip(one[pool]["images"], two[pool]["images"]))
         assert one[pool]["rng"] == two[pool]["rng"]
-    # The logged losses are the global batch's, not rank 0's own.
+    # The logged losses are the global batch's, not rank 0's own (the log keeps 6 digits).
     rows = [list(csv.DictReader(open(tmp / f"run{n}" / "loss_log.csv"))) for n in (1, 2)]
+    assert len(rows[0]) == len(rows[1]) == 5
     for r1, r2 in zip(*rows):
         for k in ("GAN(G)", "GAN(F)", "cyc_x", "cyc_y", "idt", "D_X", "D_Y"):
-            assert float(r1[k]) == pytest.approx(float(r2[k]), abs=1e-4), (r1, r2)
+            assert r1[k] == r2[k], (r1, r2)
     # Only rank 0 writes: each log line appears once.
     assert logs[2].count("epoch 1/200 iter 1/3 |") == 1
     assert logs[2].count("settings:") == 1
@@ -106,14 +153,49 @@ def test_two_processes_train_the_same_model_as_one_with_the_same_global_batch(ru
 
 def test_a_two_process_checkpoint_resumes_in_one_process(runs, tmp_path):
     tmp, data, _ = runs
-    os.system(f"cp -r {tmp / 'run2'} {tmp_path / 'resumed'}")
-    launch(data, tmp_path / "resumed", 1, "--resume", "--max_iters", "7")
-    launch(data, tmp_path / "whole", 1, "--max_iters", "7")
+    shutil.copytree(tmp / "run2", tmp_path / "resumed")
+    script = train_py_in_float64(tmp_path)
+    launch(data, tmp_path / "resumed", 1, "--resume", "--max_iters", "7", script=script)
+    launch(data, tmp_path / "whole", 1, "--max_iters", "7", script=script)
     resumed = torch.load(tmp_path / "resumed" / "latest.pt", weights_only=True)
     whole = torch.load(tmp_path / "whole" / "latest.pt", weights_only=True)
     assert resumed["total_iters"] == whole["total_iters"] == 7
     assert resumed["epoch"] == whole["epoch"] == 2 and resumed["iter"] == whole["iter"] == 1
     same_networks(whole, resumed)
+
+
+# Two mistakes the equivalence test must catch: every rank training on rank 0's share of the
+# batch (half the global batch, twice), and a history pool per rank instead of one shared pool.
+MISTAKES = {
+    "rank 0's share on every rank": """
+import distributed
+batches = distributed.World.batches
+def same_share(self, order, batch_size, start=0):
+    rank, self.rank = self.rank, 0
+    try:
+        return batches(self, order, batch_size, start)
+    finally:
+        self.rank = rank
+distributed.World.batches = same_share
+""",
+    "a pool per rank": """
+import distributed
+distributed.SharedPool.query = lambda self, images: self.pool.query(images.detach())
+""",
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_the_equivalence_test_catches_a_wrong_split_or_pool(runs, tmp_path, mistake):
+    tmp, data, _ = runs
+    script = train_py_in_float64(tmp_path, MISTAKES[mistake])
+    launch(data, tmp_path / "wrong", 2, "--max_iters", "5", script=script)
+    one = torch.load(tmp / "run1" / "latest.pt", weights_only=True)
+    wrong = torch.load(tmp_path / "wrong" / "latest.pt", weights_only=True)
+    weights, _, outputs = difference(one, wrong)
+    assert min(weights, outputs) > 1e4 * 1e-10, (weights, outputs)  # 4+ orders above tol
+    with pytest.raises(AssertionError):
+        same_networks(one, wrong)
 
 
 def split(n_items, world, batch_size, start=0):
@@ -213,9 +295,7 @@ def test_ctrl_c_under_torchrun_stops_every_rank_at_one_step_and_saves_once(tmp_p
 
 
 CRASH_ONCE_AT_STEP_4 = """
-import os, sys
-sys.path.insert(0, {root!r})
-import torch, train
+import os
 if os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0" and os.environ["RANK"] == "1":
     steps, step = [], torch.optim.Adam.step
     def step_then_crash(self, *a, **k):  # rank 1 dies in the middle of step 4 (2 Adam steps each)
@@ -224,22 +304,21 @@ if os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0" and os.environ["RANK
             os._exit(1)
         return step(self, *a, **k)
     torch.optim.Adam.step = step_then_crash
-sys.exit(train.main(sys.argv[1:]))
 """
 
 
 def test_an_elastic_restart_resumes_from_the_last_checkpoint(tmp_path):
     data = make_images(tmp_path / "data", n=5)
-    script = tmp_path / "crash_once.py"
-    script.write_text(CRASH_ONCE_AT_STEP_4.format(root=ROOT))
+    script = train_py_in_float64(tmp_path, CRASH_ONCE_AT_STEP_4)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "--max-restarts", "1", str(script), "--dataroot", str(data), "--out",
+           "--max-restarts", "1", script, "--dataroot", str(data), "--out",
            str(tmp_path / "run"), *FLAGS, "--save_every", "2", "--max_iters", "6"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "resumed" in done.stdout and "1 epochs and 0 iterations done" in done.stdout  # step 3
-    launch(data, tmp_path / "whole", 2, "--save_every", "2", "--max_iters", "6")
+    launch(data, tmp_path / "whole", 2, "--save_every", "2", "--max_iters", "6",
+           script=train_py_in_float64(tmp_path))
     same_networks(torch.load(tmp_path / "whole" / "latest.pt", weights_only=True),
                   torch.load(tmp_path / "run" / "latest.pt", weights_only=True))
 
