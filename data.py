@@ -3,19 +3,13 @@
 The dataset folder holds domain X in `trainA`/`testA` and domain Y in `trainB`/`testB`, the layout
 of the authors' datasets (or `train/A`, `train/B`, `test/A`, `test/B`). Each item pairs one image
 of X with a randomly drawn image of Y. Also here: the image transforms (Pillow and numpy), the
-history pool of 50 fakes (Sec. 4), where --dataroot points (the toy domains of toy.py are drawn on
-first use), and `python data.py download NAME`. Functions raise OSError or ValueError; only
-main() prints errors.
+history pool of 50 fakes (Sec. 4), and where --dataroot points (the toy domains of toy.py are drawn
+on first use). `python data.py download NAME` runs download.py. Functions raise OSError or
+ValueError.
 """
-import http.client
 import os
 import random
-import shutil
 import sys
-import tempfile
-import urllib.parse
-import urllib.request
-import zipfile
 
 import numpy as np
 import torch
@@ -24,9 +18,9 @@ from PIL import Image, ImageOps
 import toy
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# The authors' datasets, by name: `python data.py download NAME` (download.py) fetches one.
 DATASETS = ("horse2zebra", "apple2orange", "summer2winter_yosemite", "monet2photo", "cezanne2photo",
             "ukiyoe2photo", "vangogh2photo", "maps", "cityscapes", "facades", "iphone2dslr_flower")
-DEFAULT_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"  # the authors' server
 
 
 def find_images(folder):
@@ -248,105 +242,6 @@ def resolve_dataroot(dataroot):
                             f"trainB/; known dataset names: {', '.join(DATASETS)})")
 
 
-def fetch(url, path):
-    """Write the file at `url` to `path`, with a progress line; OSError if it stops short."""
-    with open(path, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
-        size, done = int(r.headers.get("Content-Length") or 0), 0
-        while chunk := r.read(1 << 20):
-            f.write(chunk)
-            done += len(chunk)
-            print(f"\r{url}: {done / 2**20:.1f} of {size / 2**20:.1f} MiB", end="", flush=True)
-        print()
-    if size and done != size:
-        raise OSError(f"stopped at {done} of {size} bytes")
-
-
-def unpack(archive, aside, url):
-    """Unpack a zip into the empty folder `aside`, refusing entries that would land outside it."""
-    with zipfile.ZipFile(archive) as z:
-        root = os.path.realpath(aside)
-        for member in z.namelist():
-            target = os.path.realpath(os.path.join(root, member))
-            if os.path.commonpath([root, target]) != root:
-                raise ValueError(f"{url} holds an unsafe path {member!r}: nothing was unpacked")
-        z.extractall(root)  # checks each entry's CRC-32: a damaged archive raises BadZipFile
-
-
-def download(name, to="datasets", base_url=None):
-    """Fetch NAME.zip from the authors' server (or a mirror) and unpack it into `to`/NAME.
-
-    The archive downloads to a temporary file and unpacks into a temporary folder next to the
-    target, renamed to `to`/NAME only once both splits are there: a failure at any point leaves
-    nothing behind (entries that would land outside the folder are refused).
-    """
-    flag = "--url" if base_url else "CYCLEGAN_DATASETS_URL"
-    base_url = base_url or os.environ.get("CYCLEGAN_DATASETS_URL") or DEFAULT_URL
-    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https", "ftp", "file"):
-        raise ValueError(f"{flag} {base_url}: not a URL; write it with its scheme, e.g. "
-                         f"https://{base_url.split('://')[-1]} or file:///path/to/folder")
-    if os.path.exists(to) and not os.path.isdir(to):
-        raise NotADirectoryError(f"--to {to} is a file, not a folder: name a folder to unpack into")
-    folder = os.path.join(to, name)
-    if os.path.exists(folder):
-        raise FileExistsError(f"{folder} exists already: train with it, or remove it to download "
-                              "it again")
-    url = f"{base_url.rstrip('/')}/{name}.zip"
-    made_to, archive, aside = not os.path.isdir(to), None, None
-    try:
-        try:
-            os.makedirs(to, exist_ok=True)
-            fd, archive = tempfile.mkstemp(prefix=f".{name}.", suffix=".zip.part", dir=to)
-            os.close(fd)
-            aside = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=to)
-        except OSError as e:
-            raise OSError(f"--to {to}: cannot write there ({e.strerror or e}); pick another "
-                          "folder") from None
-        try:
-            fetch(url, archive)
-        except (OSError, http.client.HTTPException) as e:
-            raise OSError(f"could not download {url}: {e}. Run the command again, or pass --url "
-                          "with a mirror") from None
-        try:
-            unpack(archive, aside, url)
-        except (OSError, zipfile.BadZipFile, EOFError) as e:
-            raise OSError(f"could not unpack {url}: {e}; nothing was kept. Run the command again, "
-                          "or pass --url with a mirror") from None
-        unpacked = os.path.join(aside, name)
-        missing = [p for p in ("train", "test") if not has_split(unpacked, p)]
-        if missing:
-            raise ValueError(f"{url} holds no complete dataset: {name}/ lacks "
-                             + " and ".join(f"{p}A/, {p}B/" for p in missing)
-                             + "; nothing was kept")
-        os.replace(unpacked, folder)
-    finally:
-        if archive:
-            os.remove(archive)
-        if aside:
-            shutil.rmtree(aside, ignore_errors=True)
-        if made_to and os.path.isdir(to) and not os.listdir(to):
-            os.rmdir(to)
-    print(f"{name}: ready in {folder}; train with: python train.py --dataroot {folder}")
-    return folder
-
-
-def main(argv=None):
-    """`python data.py download NAME`: one line `error: ...` and exit status 1 on failure."""
-    import argparse
-    parser = argparse.ArgumentParser(description="Download one of the authors' CycleGAN datasets.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    dl = sub.add_parser("download", help="fetch NAME.zip and unpack it into --to/NAME")
-    dl.add_argument("name", choices=DATASETS)
-    dl.add_argument("--to", default="datasets", help="folder to unpack into (default datasets/)")
-    dl.add_argument("--url", default=None, help="base URL of a mirror (or set "
-                    f"CYCLEGAN_DATASETS_URL; default {DEFAULT_URL})")
-    a = parser.parse_args(argv)
-    try:
-        download(a.name, a.to, a.url)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python data.py download NAME`: the tool lives in download.py
+    import download
+    sys.exit(download.main())
