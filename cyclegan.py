@@ -4,29 +4,10 @@ Generator: the ResNet of Johnson et al., c7s1-64, d128, d256, R256 x9, u128, u64
 Discriminator: the 70x70 PatchGAN, C64-C128-C256-C512, then a 1-channel convolution.
 Also: the N(0, 0.02) initialisation (appendix 7.1), the discriminator's receptive field computed
 from its own layers, and a loader for the generator files released with the authors' code.
+At the end, for speed only: InstanceNorm and TransposedConv, PyTorch's layers computed faster.
 """
 import torch
 from torch import nn
-
-
-class InstanceNorm(nn.Module):
-    """Instance normalization (Sec. 4): each channel of each image to mean 0 and variance 1 over
-    its own pixels; no learned scale, no running statistics.
-
-    The result is nn.InstanceNorm2d(affine=False)'s; how it is computed is a matter of speed only
-    (bench.py). Batch normalization of a batch of one image is the same function and works on
-    channels-last tensors as they are, where nn.InstanceNorm2d copies them: one call per image.
-    Small images (at most `small` values each, as in the toy) go faster in one call for the whole
-    batch: group normalization with one group per channel, again the same function.
-    """
-    small = 8192
-
-    def forward(self, x):
-        if x[0].numel() <= self.small:
-            return nn.functional.group_norm(x, x.shape[1], eps=1e-5)  # a group = a channel
-        images = [nn.functional.batch_norm(image, None, None, training=True, eps=1e-5)
-                  for image in x.split(1)]  # training=True: this image's statistics, always
-        return images[0] if len(images) == 1 else torch.cat(images)
 
 
 class ResidualBlock(nn.Module):
@@ -44,24 +25,11 @@ class ResidualBlock(nn.Module):
         return x + self.conv_block(x)  # no ReLU after the sum, as in Johnson et al.'s block
 
 
-class TransposedConv(nn.ConvTranspose2d):
-    """nn.ConvTranspose2d (u128, u64) with its bias added by a separate step: the same function
-    and the same weights, faster. On channels-last tensors oneDNN's gradient of the weights takes
-    twice as long when it must also give the bias's (bench.py); a separate add's is one sum.
-    """
-
-    def forward(self, x):
-        out = nn.functional.conv_transpose2d(x, self.weight, None, self.stride, self.padding,
-                                             self.output_padding, self.groups, self.dilation)
-        if self.bias is None:
-            return out
-        return out.add_(self.bias.view(-1, 1, 1))  # in place: the conv's backward never reads out
-
-
 class Generator(nn.Module):
     """The ResNet generator of appendix 7.2: c7s1-64, d128, d256, R256 x n, u128, u64, c7s1-3.
 
     9 blocks for 256x256 training images, 6 for 128x128. Input and output are images in [-1, 1].
+    InstanceNorm is nn.InstanceNorm2d(affine=False), computed faster (see the end of this file).
     The layers sit in one nn.Sequential called `model`, numbered as in the authors' released files,
     so those files load with `load_official_generator`.
     """
@@ -166,3 +134,37 @@ def load_official_generator(path_or_state_dict, map_location="cpu"):
     G = Generator(in_channels, out_channels, ngf, n_blocks)
     G.load_state_dict(state)
     return G
+
+
+# ---- speed, not the paper -----------------------------------------------------------------------
+# The same functions as nn.InstanceNorm2d(affine=False) and nn.ConvTranspose2d, faster on
+# channels-last tensors: bench.py measures the gain, tests/test_speed.py checks the equality.
+
+
+class InstanceNorm(nn.Module):
+    """nn.InstanceNorm2d(affine=False), computed faster: each channel of each image to mean 0,
+    variance 1 over its own pixels. Larger images: batch norm of one image at a time, which keeps
+    channels-last tensors as they are; small ones: one group norm call, a group per channel.
+    """
+    small = 8192  # values per image (channels x pixels) up to which group norm is used
+
+    def forward(self, x):
+        if x[0].numel() <= self.small:
+            return nn.functional.group_norm(x, x.shape[1], eps=1e-5)  # a group = a channel
+        images = [nn.functional.batch_norm(image, None, None, training=True, eps=1e-5)
+                  for image in x.split(1)]  # training=True: this image's statistics, always
+        return images[0] if len(images) == 1 else torch.cat(images)
+
+
+class TransposedConv(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d (u128, u64) with its bias added by a separate step: the same
+    function and weights. On channels-last tensors oneDNN's gradient of the weights takes
+    twice as long when it must also give the bias's; a separate add's is one sum.
+    """
+
+    def forward(self, x):
+        out = nn.functional.conv_transpose2d(x, self.weight, None, self.stride, self.padding,
+                                             self.output_padding, self.groups, self.dilation)
+        if self.bias is None:
+            return out
+        return out.add_(self.bias.view(-1, 1, 1))  # in place: the conv's backward never reads out
