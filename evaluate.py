@@ -90,7 +90,8 @@ def scores(f1, f2, seed):
     """FID and KID of two feature sets: the first part of a printed line, and the numbers."""
     k, spread = fid.kid(f1, f2, seed=seed)
     d = fid.fid(f1, f2)
-    return f"FID {d:7.2f} | KID {k:7.4f} ± {spread:.4f}", {"FID": d, "KID": k}
+    spread = "n/a" if spread is None else f"{spread:.4f}"  # None: fewer than 4 images in a set
+    return f"FID {d:7.2f} | KID {k:7.4f} ± {spread}", {"FID": d, "KID": k}
 
 
 LETTER = {"X": "A", "Y": "B"}  # as in data.py: testA holds domain X, testB domain Y
@@ -102,6 +103,10 @@ def real_data_report(G, F, checkpoint, root, size, features, tail, seed, cache):
     vs test of each domain."""
     if (root, size) not in cache:
         test = {d: split_images(root, "test", d, size)[0] for d in "XY"}
+        for d in "XY":
+            if len(test[d]) < 2:
+                raise ValueError(f"{root}: test{LETTER[d]} holds {len(test[d])} image; FID and "
+                                 "KID need at least 2 a set: add test images")
         cache[root, size] = test, {d: features(test[d]) for d in "XY"}
         feats, nx, ny = cache[root, size][1], len(test["X"]), len(test["Y"])
         yield (f"{scores(feats['X'], feats['Y'], seed)[0]} | no translation: testA (all {nx}) "
@@ -120,10 +125,18 @@ def real_data_report(G, F, checkpoint, root, size, features, tail, seed, cache):
                {f"{k} {name}": v for k, v in values.items()})
 
 
-PROTOCOL = ("protocol: FID (float64) and KID (unbiased MMD^2, cubic kernel, all pairs; ± is the "
-            "std over 100 subsets of 100) on the 2048 pool3 features of the FID Inception; uint8 "
-            "images resized bilinearly to 299 (align_corners=False), scaled to [-1, 1], as "
-            "pytorch-fid. FID on ~100 images is biased upward; compare at equal counts, with KID.")
+PROTOCOL = ("protocol: FID (float64) and KID (unbiased MMD^2, cubic kernel, all pairs; ± is its "
+            "std over 100 draws of half of each set, at most 100 images: with 200 images a set or "
+            "fewer, roughly its standard error; n/a below 4 images) on the 2048 pool3 features of "
+            "the FID Inception; uint8 images resized bilinearly to 299 (align_corners=False), "
+            "scaled to [-1, 1], as pytorch-fid; {inputs}. FID on ~100 images is biased upward; "
+            "compare at equal counts, with KID.")
+# What the network is given: read from files as pytorch-fid reads them (--fid), or the test
+# images of a dataset as training reads them (a checkpoint), which differs for transparency.
+FOLDER_INPUTS = ("files read as pytorch-fid reads them (Pillow's convert('RGB'): alpha dropped, "
+                 "EXIF rotation ignored)")
+CHECKPOINT_INPUTS = ("test images read as for training (data.py: transparent pixels on white, "
+                     "EXIF rotation applied), resized bicubically to the size shown")
 
 
 one_line = checkpoints.first_line  # an exception as one printable line
@@ -149,21 +162,31 @@ def load_checkpoint(path):
 
 def score_folders(dir1, dir2, device, seed):
     """One line: FID and KID of two folders of images, each image at the size it was saved."""
+    images = []
+    for folder in (dir1, dir2):
+        found, others = fid.read_folder(folder)
+        if len(found) < 2:
+            raise ValueError(f"--fid {folder}: 1 image; FID and KID need at least 2 a folder")
+        if others:
+            print(f"note: --fid {folder}: skipped {len(others)} files without an image extension "
+                  f"({', '.join(os.path.basename(p) for p in others[:3])}"
+                  f"{', ...' if len(others) > 3 else ''})")
+        images.append(found)
     network, sha = fid.load_network()
-    images = [fid.read_folder(folder) for folder in (dir1, dir2)]
     sizes = sorted({f"{im.shape[2]}x{im.shape[1]}" for ims in images for im in ims})
     f1, f2 = (fid.features(network.to(device), ims, device=device) for ims in images)
     return (f"{scores(f1, f2, seed)[0]} | {dir1} (all {len(f1)}) vs {dir2} (all {len(f2)}) | "
             f"as saved: {', '.join(sizes)} px | network sha256 {sha[:8]} | KID seed {seed}")
 
 
-def add_to_results_page(path, ckpt, values):
+def add_to_results_page(path, ckpt, values, protocol):
     """FID and KID of a checkpoint in a train.py run folder join its metrics.csv, and so the
-    curve on its index.html (report.py), at the checkpoint's epoch."""
+    curve on its index.html (report.py), at the checkpoint's epoch: one row per epoch and
+    protocol (what was scored: dataroot, size, image counts), so scoring again replaces it."""
     run = os.path.dirname(os.path.abspath(path))
     if not os.path.exists(os.path.join(run, "loss_log.csv")):
         return  # a checkpoint copied elsewhere: nothing to add to
-    report.append_metrics(run, ckpt["epoch"], values)
+    report.append_metrics(run, ckpt["epoch"], values, protocol)
     report.write_index(run, f"CycleGAN: {run}",
                        {k: v for k, v in ckpt["args"].items() if k != "explicit"})
     print(f"added to {os.path.join(run, 'metrics.csv')} and index.html (epoch {ckpt['epoch']})")
@@ -199,7 +222,7 @@ def main(argv=None):
         network, skipped = None, False
         if a.fid:
             line = score_folders(*a.fid, device, a.seed)
-            print(PROTOCOL + "\n" + line)
+            print(PROTOCOL.format(inputs=FOLDER_INPUTS) + "\n" + line)
             return 0
         cache = {}
         for path in a.checkpoint:
@@ -215,7 +238,7 @@ def main(argv=None):
                 try:
                     network, sha = fid.load_network()
                     network = network.to(device)
-                    print(PROTOCOL)
+                    print(PROTOCOL.format(inputs=CHECKPOINT_INPUTS))
                 except FileNotFoundError as e:  # the toy has its ground truth; real data needs it
                     if not is_toy(root):
                         raise
@@ -230,7 +253,9 @@ def main(argv=None):
                     lambda ims: fid.features(network, ims, device=device), tail, a.seed, cache):
                 print(line, flush=True)
                 found.update(values)
-            add_to_results_page(path, ckpt, found)
+            test = cache[root, size][0]
+            add_to_results_page(path, ckpt, found, f"evaluate.py: {root} (testA {len(test['X'])} "
+                                f"+ testB {len(test['Y'])} images at {size}x{size} px)")
     except (ValueError, OSError, RuntimeError) as e:
         raise SystemExit(f"error: {one_line(e)}")
     return 0

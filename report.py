@@ -72,16 +72,23 @@ def read_log(path):
         return list(csv.DictReader(f))
 
 
-def append_metrics(out_dir, epoch, values):
+def append_metrics(out_dir, epoch, values, protocol=None):
     """Append one row to out_dir/metrics.csv: the epoch and {name: value}, e.g.
-    {"L1 G(x) vs y": 0.05, "L1 F(y) vs x": 0.04} or {"FID G": 80.1}. A new name adds a column."""
+    {"L1 G(x) vs y": 0.05, "L1 F(y) vs x": 0.04} or {"FID G": 80.1}. A new name adds a column.
+    With a protocol (how and on what it was measured, e.g. evaluate.py's dataroot, size and image
+    counts), the row goes in a protocol column and replaces any row of that epoch and protocol."""
     path = os.path.join(out_dir, "metrics.csv")
     rows = read_log(path)
-    columns = ["epoch"]
+    columns = ["epoch"] + (["protocol"] if protocol or any("protocol" in r for r in rows) else [])
     for name in [k for r in rows for k in r] + list(values):
         if name not in columns:
             columns.append(name)
-    rows.append({"epoch": epoch, **{k: f"{float(v):.6g}" for k, v in values.items()}})
+    row = {"epoch": epoch, **{k: f"{float(v):.6g}" for k, v in values.items()}}
+    if protocol:
+        key = (int(epoch), protocol)
+        rows = [r for r in rows if (int(float(r["epoch"])), r.get("protocol")) != key]
+        row["protocol"] = protocol
+    rows.append(row)
     with open(path + ".tmp", "w", newline="") as f:
         w = csv.DictWriter(f, columns, restval="")
         w.writeheader()
@@ -89,14 +96,23 @@ def append_metrics(out_dir, epoch, values):
     os.replace(path + ".tmp", path)
 
 
+def protocols(rows):
+    """The protocols of metrics.csv's rows, in order of first appearance: protocol k (from 1)
+    names the curves "FID G (k)", so that numbers measured two ways never share a curve."""
+    return list(dict.fromkeys(r["protocol"] for r in rows if r.get("protocol")))
+
+
 def read_metrics(path):
     """{name: [(epoch, value), ...]} from metrics.csv, by epoch; when an epoch has two rows (a
-    run resumed after a crash repeats it), the later value counts."""
-    series = {}
-    for row in read_log(path):
+    run resumed after a crash repeats it), the later value counts. A row with a protocol adds
+    its number to each name: "FID G (2)"."""
+    series, rows = {}, read_log(path)
+    number = {p: k for k, p in enumerate(protocols(rows), 1)}
+    for row in rows:
+        tag = f" ({number[row['protocol']]})" if row.get("protocol") else ""
         for name, v in row.items():
-            if name != "epoch" and v not in ("", None):
-                series.setdefault(name, {})[int(float(row["epoch"]))] = float(v)
+            if name not in ("epoch", "protocol") and v not in ("", None):
+                series.setdefault(name + tag, {})[int(float(row["epoch"]))] = float(v)
     return {name: sorted(s.items()) for name, s in series.items()}
 
 
@@ -208,11 +224,14 @@ def grid_html(out_dir, name):
 
 
 def metrics_table(rows):
-    """An HTML table of metrics.csv's rows, one line per epoch (the later value of a name wins),
-    the latest epoch first."""
-    by_epoch = {}
+    """An HTML table of metrics.csv's rows, one line per epoch and protocol (the later value of a
+    name wins), the latest epoch first, each protocol after its number (see protocols)."""
+    by_epoch, number = {}, {p: k for k, p in enumerate(protocols(rows), 1)}
     for r in rows:
-        by_epoch.setdefault(int(float(r["epoch"])), {}).update({k: v for k, v in r.items() if v})
+        p = r.get("protocol") or ""
+        r = {**r, "protocol": f"({number[p]}) {p}"} if p else r
+        by_epoch.setdefault((int(float(r["epoch"])), p), {}).update({k: v for k, v in r.items()
+                                                                     if v})
     columns = list(rows[0]) if rows else []
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = ["<tr>" + "".join(f"<td>{html.escape(r.get(c, ''))}</td>" for c in columns) + "</tr>"

@@ -13,6 +13,7 @@ from PIL import Image
 import checkpoints
 import evaluate
 import fid
+import report
 from cyclegan import Generator
 from toy import make_toy
 
@@ -55,7 +56,41 @@ def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel_by_hand():
     # (keeping the diagonals, the biased form: (1+1+1+8)/4 + (8+27+27+125)/4 - 18.5 = 31)
     value, spread = fid.kid(f1, f2)
     assert value == pytest.approx(9.5)
-    assert spread == pytest.approx(0.0)  # subsets of min(100, 2, 2) = 2 images: every draw is all
+    assert spread is None  # half of 2 images is 1: no draw to compare, so no spread at all
+
+
+def test_kid_of_a_set_against_itself_is_below_zero_by_hand():
+    f = np.array([[0.0], [1.0]])  # k(0, 0) = 1, k(0, 1) = 1, k(1, 1) = 2^3 = 8
+    # within, off the diagonal: k(0, 1) = 1, twice; / 2 = 1, for each of the two "sets"
+    # across, every pair, the diagonal included: (1 + 1 + 1 + 8) / 4 = 11/4
+    # MMD^2 = 1 + 1 - 2 * 11/4 = -3.5: unbiased, so 0 only on average over samples
+    assert fid.kid(f, f)[0] == pytest.approx(-3.5)
+
+
+def test_kid_spread_draws_half_of_each_set_at_most_100(monkeypatch):
+    sizes, mmd2 = [], fid.mmd2
+    monkeypatch.setattr(fid, "mmd2", lambda a, b: sizes.append((len(a), len(b))) or mmd2(a, b))
+    rng = np.random.default_rng(0)
+    for n1, n2 in ((120, 140), (500, 300), (100, 100)):
+        sizes.clear()
+        value, spread = fid.kid(rng.normal(size=(n1, 2)), rng.normal(size=(n2, 2)))
+        # the whole sets once, then 100 draws of min(100, n // 2) images from each
+        assert sizes[-1] == (n1, n2) and len(sizes) == 101
+        assert set(sizes[:-1]) == {(min(100, n1 // 2), min(100, n2 // 2))}
+        assert spread > 0  # (subsets of 100 of 100 images were all the same: spread 0.0000)
+    assert fid.kid(rng.normal(size=(3, 2)), rng.normal(size=(9, 2)))[1] is None  # 3 // 2 = 1
+
+
+def test_kid_spread_of_small_sets_is_about_its_standard_error():
+    rng = np.random.default_rng(2)
+
+    def sets():  # 40 and 50 images of two different distributions
+        return rng.normal(size=(40, 4)), rng.normal(size=(50, 4)) + 0.5
+
+    # the standard error: how much KID itself moves from one pair of samples to the next
+    standard_error = np.std([fid.mmd2(*sets()) for _ in range(400)])
+    spread = np.mean([fid.kid(*sets(), seed=k)[1] for k in range(20)])
+    assert spread == pytest.approx(standard_error, rel=0.25)
 
 
 def test_kid_averages_zero_for_one_distribution_and_not_for_two():
@@ -150,6 +185,8 @@ def test_one_command_scores_a_checkpoint_with_its_protocol(tmp_path, monkeypatch
     assert evaluate.main([ckpt, ckpt]) == 0  # the second one reuses the reference points
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("protocol: FID (float64) and KID (unbiased MMD^2")
+    # what the network saw: the test images as training reads them, not as pytorch-fid would
+    assert "test images read as for training (data.py: transparent pixels on white" in lines[0]
     assert len(lines) == 1 + 3 + 2 + 2
     for line in lines[1:]:  # each number with its images, size, network file and seed
         assert line.startswith("FID ") and " | KID " in line
@@ -167,9 +204,42 @@ def test_scores_of_a_checkpoint_in_a_run_folder_join_its_results_page(tmp_path, 
     ckpt = save_checkpoint(str(run / "epoch_003.pt"), root)
     assert evaluate.main([ckpt]) == 0
     rows = (run / "metrics.csv").read_text().splitlines()
-    assert rows[0].split(",") == ["epoch", "FID G", "KID G", "FID F", "KID F"]
-    assert rows[1].startswith("3,")  # the checkpoint's epoch
+    assert rows[0].split(",") == ["epoch", "protocol", "FID G", "KID G", "FID F", "KID F"]
+    # the checkpoint's epoch, and what was scored: the dataroot, both test sets' sizes, the size
+    assert rows[1].startswith(f"3,evaluate.py: {root} (testA 3 + testB 4 images at 24x24 px),")
     assert "metrics.png" in (run / "index.html").read_text()
+
+
+def test_scoring_again_replaces_a_row_and_another_protocol_gets_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(fid, "load_network", stand_in_network)
+    root = make_dataset(str(tmp_path / "data"))
+    few = make_dataset(str(tmp_path / "few"), (("trainA", 2), ("trainB", 2), ("testA", 2),
+                                               ("testB", 2)))
+    run = tmp_path / "run"
+    os.makedirs(run / "samples")
+    (run / "loss_log.csv").write_text("epoch,iter,total_iter\n")
+    ckpt = save_checkpoint(str(run / "epoch_003.pt"), root)
+    for argv in ([ckpt], [ckpt], [ckpt, "--dataroot", few]):  # the second: the same again
+        assert evaluate.main(argv) == 0
+    rows = report.read_log(str(run / "metrics.csv"))
+    assert [(r["epoch"], r["protocol"].split(" (")[0]) for r in rows] == [
+        ("3", f"evaluate.py: {root}"), ("3", f"evaluate.py: {few}")]
+    # two curves, never one mixing 3 + 4 images with 2 + 2; the page says which is which
+    assert sorted(report.read_metrics(str(run / "metrics.csv"))) == [
+        "FID F (1)", "FID F (2)", "FID G (1)", "FID G (2)",
+        "KID F (1)", "KID F (2)", "KID G (1)", "KID G (2)"]
+    page = (run / "index.html").read_text()
+    assert f"<td>(2) evaluate.py: {few} (testA 2 + testB 2 images at 24x24 px)</td>" in page
+
+
+def test_a_test_split_of_one_image_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(fid, "load_network", stand_in_network)
+    root = make_dataset(str(tmp_path / "data"), (("trainA", 2), ("trainB", 2), ("testA", 2),
+                                                 ("testB", 1)))
+    ckpt = save_checkpoint(str(tmp_path / "latest.pt"), root)
+    with pytest.raises(SystemExit, match=r"^error: .*data: testB holds 1 image; FID and KID "
+                                         "need at least 2 a set"):
+        evaluate.main([ckpt])
 
 
 def test_on_the_toy_the_ground_truth_comes_first_then_fid(tmp_path, monkeypatch, capsys):
@@ -189,9 +259,89 @@ def test_fid_of_two_folders(tmp_path, monkeypatch, capsys):
     root = make_dataset(str(tmp_path / "data"))
     a, b = os.path.join(root, "testA"), os.path.join(root, "trainB")
     assert evaluate.main(["--fid", a, b]) == 0
-    assert f"| {a} (all 3) vs {b} (all 8) | as saved: 24x24 px |" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match=r"^error: --fid .*empty: not a folder that holds images$"):
-        evaluate.main(["--fid", a, str(tmp_path / "empty")])
+    protocol, line = capsys.readouterr().out.splitlines()
+    assert "files read as pytorch-fid reads them (Pillow's convert('RGB'): alpha dropped" \
+        in protocol
+    assert f"| {a} (all 3) vs {b} (all 8) | as saved: 24x24 px |" in line
+    # 3 images: half is 1, so no spread (draws of all 3 would all give the same: ± 0.0000)
+    assert " ± n/a | " in line
+
+
+def test_a_folder_that_is_missing_a_file_or_empty_is_named_as_such(tmp_path):
+    good = make_dataset(str(tmp_path / "data"))  # its testA: 3 images
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "afile.png").write_bytes(b"")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "read.txt").write_text("")
+    for folder, message in (("missing", r"missing: no such folder$"),
+                            ("afile.png", r"afile\.png is a file, not a folder: give the folder "
+                                          "that holds the images$"),
+                            ("empty", r"empty: no images \(\.bmp .*\.tiff \.webp\) in it, nor "
+                                      "anything else$"),
+                            ("notes", r"notes: no images .* in it; it holds 1 other files$")):
+        with pytest.raises(SystemExit, match=f"^error: --fid {tmp_path}/{message}"):
+            evaluate.main(["--fid", os.path.join(good, "testA"), str(tmp_path / folder)])
+
+
+def write(path, rgb, mode="RGB", **options):
+    """A 4x4 image of one colour, saved in a format chosen by the path's extension."""
+    Image.new(mode, (4, 4), rgb).save(path, **options)
+    return path
+
+
+def test_a_transparent_image_is_read_as_pytorch_fid_reads_it(tmp_path):
+    # red, fully transparent: pytorch-fid's convert("RGB") keeps the red under the alpha
+    write(tmp_path / "a.png", (200, 0, 0, 0), "RGBA")
+    write(tmp_path / "b.png", (0, 0, 200, 128), "RGBA")  # half-transparent blue: blue all the same
+    images, others = fid.read_folder(str(tmp_path))
+    assert [im[:, 0, 0].tolist() for im in images] == [[200, 0, 0], [0, 0, 200]]
+    # (put on white, as data.py does for training, they were [255, 255, 255] and [127, 127, 255])
+    assert others == []
+
+
+def test_tiff_files_are_read_and_other_files_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fid, "load_network", stand_in_network)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    for k in range(2):
+        write(a / f"{k}.png", (10 * k, 0, 0))
+        write(b / f"{k}.TIF", (0, 10 * k, 0))  # pytorch-fid reads tif and tiff
+    (b / "notes.txt").write_text("")
+    (b / "c.gif").write_bytes(b"")
+    assert evaluate.main(["--fid", str(a), str(b)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"note: --fid {b}: skipped 2 files without an image extension (c.gif, " \
+                     "notes.txt)"
+    assert f"| {a} (all 2) vs {b} (all 2) |" in out[2]
+
+
+def test_a_truncated_image_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(fid, "load_network", stand_in_network)
+    (tmp_path / "a").mkdir()
+    for k in range(2):
+        write(tmp_path / "a" / f"{k}.png", (10 * k, 0, 0))
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "b.jpg")
+    whole = (tmp_path / "b.jpg").read_bytes()
+    (tmp_path / "a" / "2.jpg").write_bytes(whole[:len(whole) - 15])  # 15 bytes short
+    with pytest.raises(SystemExit, match=f"^error: --fid {tmp_path}/a: cannot read "
+                                         f"{tmp_path}/a/2.jpg \\(image file is truncated"):
+        evaluate.main(["--fid", str(tmp_path / "a"), str(tmp_path / "a")])
+
+
+def test_one_image_names_its_folder_and_identical_folders_score_zero(tmp_path, monkeypatch,
+                                                                       capsys):
+    monkeypatch.setattr(fid, "load_network", stand_in_network)
+    for folder, n in (("one", 1), ("two", 2), ("copy", 2)):
+        (tmp_path / folder).mkdir()
+        for k in range(n):
+            write(tmp_path / folder / f"{k}.png", (100 * k, 50, 0))
+    with pytest.raises(SystemExit, match=f"^error: --fid {tmp_path}/one: 1 image; FID and KID "
+                                         "need at least 2 a folder$"):
+        evaluate.main(["--fid", str(tmp_path / "two"), str(tmp_path / "one")])
+    assert evaluate.main(["--fid", str(tmp_path / "two"), str(tmp_path / "copy")]) == 0
+    # FID is a squared distance, 0 here: rounding gave -4.5e-13, printed "-0.00"
+    assert capsys.readouterr().out.splitlines()[1].startswith("FID    0.00 | KID ")
 
 
 def test_without_the_network_real_data_names_the_install_command(tmp_path, monkeypatch):
