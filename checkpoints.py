@@ -22,6 +22,10 @@ except ImportError:  # Windows
     fcntl = None
 
 
+# The checkpoint's keys for what train.make_networks returns, in its order.
+MODEL_KEYS = ("G", "F", "D_X", "D_Y", "opt_G", "opt_D")
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used: missing, unreadable, corrupt, or of another kind."""
 
@@ -152,6 +156,19 @@ def load_latest(out, device="cpu"):
             hint = (f"the newest good kept copy is {good}: `cp {good} {latest}`, then --resume "
                     "again")
         raise CheckpointError(f"--resume: {e}; {hint}") from None
+
+
+def resume(args, out, device, changeable):
+    """For train.py: the checkpoint of --resume and its settings before they were taken into
+    args (None, None for a new run, which must not overwrite another run's latest.pt)."""
+    latest = os.path.join(out, "latest.pt")
+    if not args.resume:
+        if os.path.exists(latest):
+            raise ValueError(f"{latest} exists: add --resume to continue that run, or pick "
+                             "another --out")
+        return None, None
+    ckpt = load_latest(out, device)
+    return ckpt, take_settings(args, ckpt, changeable)
 
 
 def take_settings(args, ckpt, changeable):

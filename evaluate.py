@@ -17,47 +17,8 @@ import fid
 import report
 from cyclegan import Generator
 from data import UnpairedDataset, resolve_dataroot
-from toy import is_toy
+from toy import format_errors, ground_truth_errors, is_toy, load_pairs
 from distributed import pick_device
-
-
-def load_pairs(root, crop_size, device="cpu"):
-    """The test images of X and Y as two (N, 3, H, W) tensors: x[k] and y[k] share their content."""
-    test = UnpairedDataset(root, "test", crop_size, crop_size)
-    names = {d: [os.path.basename(p) for p in test.paths[d]] for d in ("X", "Y")}
-    if names["X"] != names["Y"]:
-        raise ValueError(f"{root}/testA and testB do not hold the same file names, so they "
-                         "cannot be ground-truth pairs")
-    x = torch.stack([test.load("X", k, None) for k in range(len(test.paths["X"]))])
-    y = torch.stack([test.load("Y", k, None) for k in range(len(test.paths["Y"]))])
-    return x.to(device), y.to(device)
-
-
-@torch.no_grad()
-def ground_truth_errors(G, F, x, y, batch_size=50):
-    """Mean L1 error of G(x) against y and of F(y) against x, where x[k] and y[k] are one content,
-    next to the two baselines: the input unchanged, and the mean image of the target domain.
-
-    G and F need no .eval(): they have no dropout, and instance norm uses each image's own
-    statistics in both modes. The mean image is taken over the test images themselves.
-    """
-    fake_y = torch.cat([G(b) for b in x.split(batch_size)])  # G(x), should be y
-    fake_x = torch.cat([F(b) for b in y.split(batch_size)])  # F(y), should be x
-    return {
-        "G": (fake_y - y).abs().mean().item(),
-        "G input": (x - y).abs().mean().item(),  # translation by doing nothing
-        "G mean": (y.mean(0, keepdim=True) - y).abs().mean().item(),  # one image for every input
-        "F": (fake_x - x).abs().mean().item(),
-        "F input": (y - x).abs().mean().item(),
-        "F mean": (x.mean(0, keepdim=True) - x).abs().mean().item(),
-    }
-
-
-def format_errors(e):
-    """One line: both generators' errors and, in brackets, the baselines they should beat."""
-    return (f"L1 to ground truth: G(x) {e['G']:.3f} (input {e['G input']:.3f}, mean y "
-            f"{e['G mean']:.3f}) | F(y) {e['F']:.3f} (input {e['F input']:.3f}, mean x "
-            f"{e['F mean']:.3f})")
 
 
 # FID and KID on real data (fid.py), on uint8 images as PNG files would store them.
@@ -168,7 +129,8 @@ def score_folders(dir1, dir2, device, seed):
         if len(found) < 2:
             raise ValueError(f"--fid {folder}: 1 image; FID and KID need at least 2 a folder")
         if others:
-            print(f"note: --fid {folder}: skipped {len(others)} files without an image extension "
+            files = f"{len(others)} file" + ("s" if len(others) > 1 else "")
+            print(f"note: --fid {folder}: skipped {files} without an image extension "
                   f"({', '.join(os.path.basename(p) for p in others[:3])}"
                   f"{', ...' if len(others) > 3 else ''})")
         images.append(found)

@@ -3,13 +3,14 @@
 X draws circles, squares and triangles yellow on navy, Y the same kinds of shapes red with a black
 outline on paper. Training images of X and Y are drawn independently (unpaired, as in the paper);
 each test image of X has its ground truth in Y, the same shapes in the other style, so that
-evaluate.py can score G and F by their distance to it. `python train.py` with no --dataroot draws
+load_pairs and ground_truth_errors (below) score G and F by their distance to it. `python train.py` with no --dataroot draws
 them into datasets/toy/ on first use (data.resolve_dataroot).
 """
 import os
 import shutil
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 TOY_STYLES = {  # the style of a domain: background, fill and stroke colours; the shapes are content
@@ -90,3 +91,58 @@ def make_toy(folder, n_train=1000, n_test=100, size=32, seed=0):
 def is_toy(root):
     """Whether a dataset folder holds the toy domains (and so paired test images)."""
     return os.path.exists(os.path.join(root, "toy.txt"))
+
+
+# How close G and F come to the ground truth (evaluate.py, and train.py after each epoch)
+
+def load_pairs(root, crop_size, device="cpu"):
+    """The test images of X and Y as two (N, 3, H, W) tensors: x[k] and y[k] share their content."""
+    from data import UnpairedDataset  # here, not at the top: data.py imports this file
+    test = UnpairedDataset(root, "test", crop_size, crop_size)
+    names = {d: [os.path.basename(p) for p in test.paths[d]] for d in ("X", "Y")}
+    if names["X"] != names["Y"]:
+        raise ValueError(f"{root}/testA and testB do not hold the same file names, so they "
+                         "cannot be ground-truth pairs")
+    x = torch.stack([test.load("X", k, None) for k in range(len(test.paths["X"]))])
+    y = torch.stack([test.load("Y", k, None) for k in range(len(test.paths["Y"]))])
+    return x.to(device), y.to(device)
+
+
+@torch.no_grad()
+def ground_truth_errors(G, F, x, y, batch_size=50):
+    """Mean L1 error of G(x) against y and of F(y) against x, where x[k] and y[k] are one content,
+    next to the two baselines: the input unchanged, and the mean image of the target domain.
+
+    G and F need no .eval(): they have no dropout, and instance norm uses each image's own
+    statistics in both modes. The mean image is taken over the test images themselves.
+    """
+    fake_y = torch.cat([G(b) for b in x.split(batch_size)])  # G(x), should be y
+    fake_x = torch.cat([F(b) for b in y.split(batch_size)])  # F(y), should be x
+    return {
+        "G": (fake_y - y).abs().mean().item(),
+        "G input": (x - y).abs().mean().item(),  # translation by doing nothing
+        "G mean": (y.mean(0, keepdim=True) - y).abs().mean().item(),  # one image for every input
+        "F": (fake_x - x).abs().mean().item(),
+        "F input": (y - x).abs().mean().item(),
+        "F mean": (x.mean(0, keepdim=True) - x).abs().mean().item(),
+    }
+
+
+def format_errors(e):
+    """One line: both generators' errors and, in brackets, the baselines they should beat."""
+    return (f"L1 to ground truth: G(x) {e['G']:.3f} (input {e['G input']:.3f}, mean y "
+            f"{e['G mean']:.3f}) | F(y) {e['F']:.3f} (input {e['F input']:.3f}, mean x "
+            f"{e['F mean']:.3f})")
+
+def scorer(root, crop_size, device, G, F):
+    """For train.py: a function that scores G and F on the toy's test pairs, giving a line for
+    the log and the numbers for the results page (report.py); None if root is not the toy."""
+    if not is_toy(root):
+        return None
+    pairs = load_pairs(root, crop_size, device)
+
+    def score():
+        e = ground_truth_errors(G, F, *pairs)
+        return (f"{len(pairs[0])} test pairs | {format_errors(e)}",
+                {"L1 G(x) vs y": e["G"], "L1 F(y) vs x": e["F"]})
+    return score
