@@ -3,8 +3,8 @@
 X draws circles, squares and triangles yellow on navy, Y the same kinds of shapes red with a black
 outline on paper. Training images of X and Y are drawn independently (unpaired, as in the paper);
 each test image of X has its ground truth in Y, the same shapes in the other style, so that
-load_pairs and ground_truth_errors (below) score G and F by their distance to it. `python train.py` with no --dataroot draws
-them into datasets/toy/ on first use (data.resolve_dataroot).
+load_pairs and ground_truth_errors (below) score G and F by their distance to it. `python train.py`
+with no --dataroot draws them into datasets/toy/ on first use (data.resolve_dataroot).
 """
 import os
 import shutil
