@@ -84,7 +84,8 @@ def read_folder(folder):
         for f in files:
             (paths if f.lower().endswith(EXTENSIONS) else others).append(os.path.join(d, f))
     if not paths:
-        held = f"; it holds {len(others)} other files" if others else ", nor anything else"
+        held = (f"; it holds {len(others)} other file" + "s" * (len(others) > 1) if others
+                else ", nor anything else")
         raise FileNotFoundError(f"--fid {folder}: no images ({' '.join(EXTENSIONS)}) in it{held}")
     images = []
     for path in sorted(paths):

@@ -278,7 +278,7 @@ def test_a_folder_that_is_missing_a_file_or_empty_is_named_as_such(tmp_path):
                                           "that holds the images$"),
                             ("empty", r"empty: no images \(\.bmp .*\.tiff \.webp\) in it, nor "
                                       "anything else$"),
-                            ("notes", r"notes: no images .* in it; it holds 1 other files$")):
+                            ("notes", r"notes: no images .* in it; it holds 1 other file$")):
         with pytest.raises(SystemExit, match=f"^error: --fid {tmp_path}/{message}"):
             evaluate.main(["--fid", os.path.join(good, "testA"), str(tmp_path / folder)])
 
