@@ -73,13 +73,16 @@ LEFT_OUT = {
 
 
 def files_to_copy():
-    """The repository files a handout starts from (relative paths), minus LEFT_OUT."""
+    """The repository files a handout starts from (relative paths), minus LEFT_OUT: of docs/,
+    paper.md and the pictures it shows. The other pictures show results: ablation.md's, the
+    reference run's."""
     top = [f for f in os.listdir(ROOT) if f.endswith(".py")]
     top += [f for f in ("requirements.txt", "pytest.ini", ".gitignore") if os.path.exists(
         os.path.join(ROOT, f))]
     tests = [f"tests/{f}" for f in os.listdir(os.path.join(ROOT, "tests")) if f.endswith(".py")]
-    docs = ["docs/paper.md", "docs/architecture.svg"]
-    docs += [f"docs/img/{f}" for f in os.listdir(os.path.join(ROOT, "docs", "img"))]
+    with open(os.path.join(ROOT, "docs", "paper.md"), encoding="utf-8") as f:
+        pictures = re.findall(r"\]\(([^)]+\.(?:png|svg|jpg))\)", f.read())  # ![...](img/a.png)
+    docs = ["docs/paper.md", "docs/example.py"] + [f"docs/{p}" for p in pictures]
     return sorted(f for f in top + tests + docs if f not in LEFT_OUT)
 
 
@@ -116,6 +119,16 @@ def student_assignment(n):
     return f"# Assignment {n}\n\n" + "\n\n".join(notes) + "\n\n" + m.group(0).rstrip() + "\n"
 
 
+def deviations():
+    """The README's list of deviations from the paper's text (the questions refer to it)."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        m = re.search(r"^## Deviations from the paper's text\n.*?(?=^## |\Z)", f.read(),
+                      re.M | re.S)
+    if not m:
+        raise ValueError("README.md has no section '## Deviations from the paper's text'")
+    return m.group(0).rstrip()
+
+
 def student_readme(n):
     title, functions, graded = ASSIGNMENTS[n]
     todo = "\n".join(f"- `{module}.{name}` in `{module}.py` ({where})"
@@ -134,7 +147,7 @@ def student_readme(n):
         lines += ["# the grading tests: they fail until the functions above are right",
                   "pytest " + " \\\n    ".join(graded)]
     lines += ["python train.py                # trains on the toy domains (about a minute on a "
-              "CPU)", "```", ""]
+              "CPU)", "```", "", deviations(), ""]
     return "\n".join(lines)
 
 
@@ -166,6 +179,9 @@ def make_handout(n, out):
             f.write(student_assignment(n))
         with open(os.path.join(part, "README.md"), "w", encoding="utf-8") as f:
             f.write(student_readme(n))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(part, 0o777 & ~umask)  # mkdtemp's 0700 would share nothing: 0755 under umask 022
         if os.path.exists(out):
             os.rmdir(out)
         os.replace(part, out)

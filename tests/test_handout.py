@@ -5,8 +5,10 @@ The grading tests run in one subprocess (one thread): in each handout as handed 
 one of them must fail on NotImplementedError, and in a copy with the reference bodies restored.
 """
 import ast
+import glob
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -17,6 +19,29 @@ import handout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLANKED = [n for n, (_, functions, _) in handout.ASSIGNMENTS.items() if functions]
+
+# The answers of docs/assignments.md's questions, as its notes for the teacher give them: no file
+# of any handout may hold one (compared in lower case, with runs of white space as one space).
+# Questions left out have no fixed answer, or send the student to read it (Assignment 1's Q1:
+# the number in the test's comment).
+ANSWERS = {
+    1: {"Q2": ["-2a"],
+        "Q3": ["0.232", "0.0048", "0.0338", "0.0168", "0.0505"],
+        "Q4": ["3072", "3.26", "1.63"],
+        "Q5": ["0.047", "0.953"],
+        "Q6": ["2.8125"]},
+    2: {"Q1": ["9 \\cdot 2^n"],
+        "Q2": ["15x15", "16 → 15"],
+        "Q3": ["33x33", "143 → 71", "25 → 12"],
+        "Q4": ["overlap by 30", "overlap by 126"],
+        "Q5": ["all four images"]},
+    3: {"Q1": ["a second time", "modified by an inplace operation"],
+        "Q3": ["1/100", "0.5 / 50", "25 iterations"]},
+    4: {"baselines": ["1.235", "0.285"],  # the toy's, as the runs print them
+        "results": ["0.164 / 0.155 / 0.172", "0.118 / 0.129 / 0.143"]},  # docs/ablation.md's
+}
+# Pictures of an assignment's results (the ablation's translations, a horse2zebra run's).
+RESULT_PICTURES = {4: ["docs/img/ablation.png"], 6: ["docs/img/h2z64_*.png"]}
 
 
 # Runs pytest in several folders in one process, so that torch is imported once: before each
@@ -49,6 +74,21 @@ print("RESULTS " + json.dumps(results))
 def files(folder):
     return sorted(os.path.relpath(os.path.join(d, f), folder)
                   for d, _, fs in os.walk(folder) for f in fs)
+
+
+def texts(folder):
+    """{path: text} of every file that reads as UTF-8 (code, pages, .svg, .ini...)."""
+    found = {}
+    for rel in files(folder):
+        try:
+            found[rel] = (folder / rel).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            pass  # a picture
+    return found
+
+
+def plain(text):
+    return " ".join(text.split()).lower()
 
 
 @pytest.fixture(scope="module")
@@ -126,17 +166,17 @@ def test_no_file_in_the_handout_holds_the_answer(n, handouts):
     for rel in ("bench.py", "tests/test_speed.py", "docs/ablation.md", "docs/assignments.md",
                 *handout.LEFT_OUT):  # the first four hold answers, whatever LEFT_OUT says
         assert not (folder / rel).exists(), f"{rel} is in the handout: it holds answers"
-    texts = {rel: (folder / rel).read_text(encoding="utf-8") for rel in files(folder)
-             if rel.endswith((".py", ".md")) and rel != "docs/assignment.md"}  # not the task
+    code = {rel: text for rel, text in texts(folder).items()
+            if rel != "docs/assignment.md"}  # not the task, which says what to write
     with open(os.path.join(ROOT, "docs", "assignments.md"), encoding="utf-8") as f:
         notes = f.read().split("## Notes for the teacher")[1]
     notes = [line for line in notes.splitlines() if len(line) > 40]
-    assert notes and not any(line in t for line in notes for t in texts.values()), \
+    assert notes and not any(line in t for line in notes for t in code.values()), \
         "the notes for the teacher are in the handout"
     for module, name, _ in handout.ASSIGNMENTS[n][1]:
         answer = answer_lines(module, name)
         assert answer, f"{module}.{name}: no answer lines found; the check is broken"
-        leaks = [f"{rel}: {line}" for line in answer for rel, text in texts.items()
+        leaks = [f"{rel}: {line}" for line in answer for rel, text in code.items()
                  if line in text]
         assert not leaks, f"assignment {n}: the handout still holds {module}.{name}'s body:\n" + \
             "\n".join(leaks)
@@ -151,6 +191,9 @@ def test_student_readme_and_page_name_the_work_and_the_commands(n, handouts):
         f"## Assignment {n}:", ""), "docs/assignment.md must hold this assignment alone"
     assert all(f"`{m}.{f}`" in readme for m, f, _ in functions) and all(t in readme for t in graded)
     assert "python train.py" in readme and "Run them in this folder" in readme
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:  # the questions cite it
+        listed = f.read().split("## Deviations from the paper's text")[1].split("\n## ")[0]
+    assert listed.strip() and plain(listed) in plain(readme), "the README's deviations are missing"
     with open(os.path.join(ROOT, "docs", "assignments.md"), encoding="utf-8") as f:
         section = f.read().split(f"## Assignment {n}:")[1].split("\n---")[0]
     unnamed = [t for t in graded if "::" in t and t.split("::")[1] not in section]
@@ -167,3 +210,50 @@ def test_an_existing_folder_or_unknown_assignment_is_a_one_line_error(tmp_path, 
                    "error: no assignment 9: choose one of [1, 2, 3, 4, 5, 6]"]
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
     assert not (tmp_path / "new").exists() and os.listdir(tmp_path) == ["taken"]
+
+
+def test_the_answer_table_follows_the_teachers_notes_and_results():
+    with open(os.path.join(ROOT, "docs", "assignments.md"), encoding="utf-8") as f:
+        sources = f.read().split("## Notes for the teacher")[1]
+    with open(os.path.join(ROOT, "docs", "ablation.md"), encoding="utf-8") as f:
+        sources += f.read()
+    stale = [a for questions in ANSWERS.values() for answers in questions.values()
+             for a in answers if plain(a) not in plain(sources)]
+    assert not stale, f"in neither the notes for the teacher nor ablation.md: {stale}"
+
+
+@pytest.mark.parametrize("n", sorted(handout.ASSIGNMENTS))
+def test_no_file_of_the_handout_answers_a_question(n, handouts):
+    leaks = [f"{rel}: Assignment {a} {q}: {answer!r}"
+             for rel, text in texts(handouts[n]).items()
+             for a, questions in ANSWERS.items() for q, answers in questions.items()
+             for answer in answers if plain(answer) in plain(text)]
+    assert not leaks, "the handout answers questions:\n" + "\n".join(leaks)
+
+
+@pytest.mark.parametrize("n", sorted(handout.ASSIGNMENTS))
+def test_every_picture_of_the_handout_is_shown_by_its_reading_and_shows_no_results(n, handouts):
+    folder, results = handouts[n], {}
+    for a, patterns in RESULT_PICTURES.items():
+        for pattern in patterns:
+            paths = glob.glob(os.path.join(ROOT, pattern))
+            assert paths, f"no {pattern}: update RESULT_PICTURES"
+            results.update({pathlib.Path(p).read_bytes(): f"Assignment {a}'s {p}" for p in paths})
+    shipped = "\n".join(texts(folder).values())
+    for rel in set(files(folder)) - set(texts(folder)):
+        assert (folder / rel).read_bytes() not in results, (
+            f"{rel} is {results.get((folder / rel).read_bytes())}: it shows the results")
+        assert os.path.basename(rel) in shipped, f"{rel}: no file of the handout shows it"
+
+
+def test_the_handout_can_be_shared_as_it_is(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        assert handout.main(["2", "--out", str(tmp_path / "a2")]) == 0
+    finally:
+        os.umask(umask)
+    paths = [tmp_path / "a2"] + [pathlib.Path(d, name) for d, subdirs, fs in
+                                 os.walk(tmp_path / "a2") for name in subdirs + fs]
+    wrong = {str(p): oct(p.stat().st_mode & 0o777) for p in paths  # mkdtemp makes 0o700
+             if p.stat().st_mode & 0o777 != (0o755 if p.is_dir() else 0o644)}
+    assert not wrong, f"not readable by others (umask 022): {wrong}"
