@@ -68,12 +68,47 @@ def test_generator_losses_reach_back_into_G_and_F(terms, grad_G, grad_F):
         p.grad = torch.tensor(100.0)  # left over from an earlier step: must be cleared first
     train.generator_step(G, F, D_X, D_Y, opt_G, constant(1.0), constant(3.0),
                          step_args(lambda_idt=0.0, **terms))
-    got = (G.factor.grad.item(), F.factor.grad.item())
+    got = gradients(G, F)
     assert got == pytest.approx((grad_G, grad_F)), (
         f"d loss / d(G, F) is {got}, expected ({grad_G}, {grad_F}). 100 more: opt_G.zero_grad() "
         "is missing. 0 or a missing part: a fake is detached where the generators' loss uses it "
         "(fake_y for D_Y(G(x)) and for rec_x = F(G(x)), fake_x likewise); only the "
         "discriminators' step may detach them")
+
+
+def gradients(G, F):
+    """d loss / d(G, F) of stand-in networks after a step that left its gradients in place."""
+    assert G.factor.grad is not None and F.factor.grad is not None, (
+        "G or F has no gradient after the step: zero_grad() belongs before backward(), not after "
+        "step() (zero_grad sets the gradients to None)")
+    return G.factor.grad.item(), F.factor.grad.item()
+
+
+# With G = 2, F = 0.25, D_X = D_Y = 1 (stand-ins), x = 1 and y = 3, the terms' gradients by hand:
+#   GAN(G) = (g x - 1)^2: d/dg = 2 (2 - 1) = 2;      GAN(F) = (f y - 1)^2: d/df = 2 (-0.25) 3 = -1.5
+#   cyc_x = |f g x - x|:  d/dg = -0.25, d/df = -2;   cyc_y = |g f y - y|: d/dg = -0.75, d/df = -6
+#   idt = |g y - y| + |f x - x|: d/dg = y = 3, d/df = -x = -1
+# Defaults: (2, -1.5) + 10 (-1, -8) + 0.5 * 10 (3, -1) = (7, -86.5). Each flag changes that:
+@pytest.mark.parametrize("flag,value,grad_G,grad_F", [
+    ("lambda_cyc", 5.0, 2 - 5 + 7.5, -1.5 - 40 - 2.5),  # cycle and identity both scale with it
+    ("lambda_idt", 0.2, 2 - 10 + 6, -1.5 - 80 - 2),  # identity 0.2 * 10 = 2 times (3, -1)
+    ("lambda_idt", 0.0, 2 - 10, -1.5 - 80),  # no identity term
+    ("lambda_gan", 0.5, 1 - 10 + 15, -0.75 - 80 - 5),  # half the adversarial terms
+    ("cycle", "forward", 2 - 2.5 + 15, -1.5 - 20 - 5),  # cyc_x alone: 10 (-0.25, -2)
+    ("cycle", "backward", 2 - 7.5 + 15, -1.5 - 60 - 5),  # cyc_y alone: 10 (-0.75, -6)
+])
+def test_every_objective_flag_reaches_the_loss_the_generator_step_minimizes(flag, value, grad_G,
+                                                                             grad_F):
+    G, F, D_X, D_Y = Scale(2.0), Scale(0.25), Scale(1.0), Scale(1.0)
+    opt_G = torch.optim.SGD([*G.parameters(), *F.parameters()], lr=0.0)
+    train.generator_step(G, F, D_X, D_Y, opt_G, constant(1.0), constant(3.0),
+                         step_args(**{flag: value}))
+    got = gradients(G, F)
+    assert got == pytest.approx((grad_G, grad_F)), (
+        f"with --{flag} {value}, d loss / d(G, F) is {got}, expected ({grad_G}, {grad_F}); with "
+        f"the default it would be (7, -86.5). generator_step must pass args.lambda_cyc, "
+        "args.lambda_idt, args.lambda_gan and args.cycle on to generator_objective, which must "
+        "use them (Eq. 3, Sec. 5.2, Table 4)")
 
 
 # ---- the discriminator step (Sec. 4, appendix 7.1) ------------------------------------------

@@ -67,7 +67,7 @@ def test_full_objective_is_eq3_plus_half_lambda_identity():
 
 def test_objective_without_identity_is_plain_eq3():
     inputs = objective_inputs()
-    inputs.update(idt_x=None, idt_y=None)
+    inputs.update(idt_x=None, idt_y=None, lambda_idt=0.0)  # no identities when lambda_idt is 0
     total, parts = generator_objective(**inputs)
     assert total.item() == pytest.approx(1.25 + 3.0)  # GAN + lambda * cycle, Eq. 3
     assert "idt" not in parts

@@ -99,6 +99,8 @@ def test_discriminator_step_leaves_the_generators_untouched():
     G, F, D_X, D_Y, opt_G, opt_D = tiny_nets()
     real_x, real_y = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
     fake_x, fake_y, _ = generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, Args())
+    assert all(p.grad is not None for p in G.parameters()), \
+        "G has no gradient after its step: zero_grad() belongs before backward(), not after step()"
     grads_G = [p.grad.clone() for p in list(G.parameters()) + list(F.parameters())]
     before_G, before_D = snapshot(G, F), snapshot(D_X, D_Y)
     losses = discriminator_step(D_X, D_Y, opt_D, ImagePool(50), ImagePool(50), real_x, real_y,
