@@ -1,14 +1,16 @@
-"""Checks that docs/ cannot rot silently: every function, test, flag and file that docs/*.md names
-exists, no doc cites a line number, every `Deviation:` note in the code is in the README's
-list of deviations, of which docs/paper.md holds a copy, and every quotation of the paper in docs/
-or in the code's docstrings and comments is the paper's own words (PAPER_SENTENCES).
+"""Checks that the README and docs/ cannot rot silently: every function, test, flag and file that
+README.md and docs/*.md name exists, no doc cites a line number, every `Deviation:` note in the code
+is in the README's list of deviations, of which docs/paper.md holds a copy, every quotation of the
+paper in the docs or in the code's docstrings and comments is the paper's own words
+(PAPER_SENTENCES), every measured time or speed names its machine, and the README stays short.
 
 How docs name things, so that these checks can find them (inside backticks):
 `cycle_loss()` or `Discriminator(n_layers=2)`: a function or class of a top-level module;
 `losses.cycle_loss` or `data.ImagePool.query()`: a module's attribute; `test_...`: a test function
 in tests/*.py; `train.py`: a file. `G(x)`, `D_Y(y)`: the paper's networks, not checked.
 Any `--flag` must be parsed by the script it follows (`python translate.py --out ...`), or
-anywhere else by one of the scripts. Math goes in $...$, never in backticks.
+anywhere else by one of the scripts; `torchrun FLAGS train.py FLAGS` checks the first flags against
+torchrun's own parser and the others against train.py's. Math goes in $...$, never in backticks.
 """
 import ast
 import builtins
@@ -23,7 +25,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCS = sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+README = os.path.join(ROOT, "README.md")
+DOCS = [README] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
 SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "*.py")))  # the top-level modules
 MODULES = [os.path.basename(p)[:-3] for p in SCRIPTS]
 PAPER_SYMBOLS = {"G", "F", "D", "D_X", "D_Y"}  # the paper's networks, written G(x), D_Y(G(x))
@@ -132,16 +135,32 @@ def reference_problems(text, names, tests):
     return problems
 
 
+def torchrun_flags():
+    """The --flags of torchrun, from its own parser (both spellings: --nproc_per_node and
+    --nproc-per-node)."""
+    from torch.distributed.run import get_args_parser
+    return {s for action in get_args_parser()._actions for s in action.option_strings
+            if s.startswith("--")}
+
+
 def command_segments(text):
     """(script, words) for each command of the fenced blocks, split at && ; and |: script is the
-    X.py run by python (None for python -m or -c), or "other" for pytest, pip and the rest."""
+    X.py run by python (None for python -m or -c), "torchrun" for torchrun's own flags (the
+    X.py it starts and that script's flags follow as a segment of their own), or "other" for
+    pytest, pip and the rest."""
     _, code = split_markdown(text)
     code = code.replace("\\\n", " ")  # a command continued on the next line
     for line in code.splitlines():
         for segment in re.split(r"&&|;|\s\|\s", line.split("#")[0]):
             words = segment.split()
             scripts = [w for w in words if w.endswith(".py")]
-            if {"python", "python3"} & set(words):
+            if "torchrun" in words:  # torchrun [its flags] train.py [train.py's flags]
+                start = words.index("torchrun") + 1
+                end = words.index(scripts[0], start) if scripts else len(words)
+                yield "torchrun", words[start:end]
+                if scripts:
+                    yield os.path.basename(scripts[0]), words[end + 1:]
+            elif {"python", "python3"} & set(words):
                 start = words.index(scripts[0]) + 1 if scripts else len(words)
                 yield (os.path.basename(scripts[0]) if scripts else None), words[start:]
             elif words:
@@ -149,20 +168,25 @@ def command_segments(text):
 
 
 def flag_problems(text, flags):
-    """--flags that no parser reads: after `python X.py`, X.py's; anywhere else, any script's."""
-    problems, everywhere = [], set().union(*flags.values())
+    """--flags that no parser reads: after `python X.py`, X.py's; after torchrun, torchrun's;
+    anywhere else, any script's, or torchrun's in a paragraph that names torchrun."""
+    problems, everywhere, torchrun = [], set().union(*flags.values()), torchrun_flags()
     for script, words in command_segments(text):
         if script == "other":
             continue  # pytest, pip, git: their own flags
-        for flag in {w.split("=")[0] for w in words if w.startswith("--")}:
-            if script not in flags:
+        for flag in sorted({w.split("=")[0] for w in words if w.startswith("--")}):
+            if script == "torchrun":
+                if flag not in torchrun:
+                    problems.append(f"{flag}: torchrun has no such flag")
+            elif script not in flags:
                 problems.append(f"{flag}: after {script}, which is not a script here")
             elif flag not in flags[script]:
                 problems.append(f"{flag}: `python {script}` has no such flag")
     prose, _ = split_markdown(text)
-    for flag in set(re.findall(r"(?<![\w-])--[A-Za-z]\w*", prose)):
-        if flag not in everywhere:
-            problems.append(f"{flag}: no script parses it")
+    for paragraph in prose.split("\n\n"):
+        for flag in sorted(set(re.findall(r"(?<![\w-])--[A-Za-z](?:[\w-]*\w)?", paragraph))):
+            if flag not in everywhere and not (flag in torchrun and "torchrun" in paragraph):
+                problems.append(f"{flag}: no script parses it")
     return problems
 
 
@@ -288,6 +312,104 @@ def test_the_checks_catch_a_rotten_doc():
     assert sorted(flag_problems(rotten, script_flags())) == [
         "--lamda_idt: `python train.py` has no such flag", "--no_such_flag: no script parses it"]
     assert [m.group(0) for m in LINE_NUMBER.finditer(rotten)] == ["line 42", "L120"]
+
+
+def test_torchrun_flags_are_torchruns_and_the_scripts_flags_are_the_scripts():
+    # torchrun's own flags (either spelling) go to torchrun's parser; train.py's to train.py's
+    doc = ("```bash\nTORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun --nnodes 2 \\\n"
+           "    --nproc_per_node 4 --rdzv-backend c10d --max-restarts 3 --max_retries 3 \\\n"
+           "    train.py --dataroot horse2zebra --batch_size 8 --nproc_per_node 4\n```\n"
+           "With `--max-restarts`, torchrun restarts every process.\n\n"
+           "Pass `--standalone` for one machine.\n")
+    assert flag_problems(doc, script_flags()) == [
+        "--max_retries: torchrun has no such flag",
+        "--nproc_per_node: `python train.py` has no such flag",
+        "--standalone: no script parses it"]  # a torchrun flag, but no torchrun in its paragraph
+
+
+# A measured time or speed: a number with a unit of time (5 s, 6.2 ms, 29 minutes, ...) or of
+# speed (0.21 s/it, 257 GFLOP/s, 502 images/s), or a speed ratio such as 1.14x. Not 64x64, 0.4 GB,
+# 3 residual blocks or "all 1s".
+TIME_FIGURE = re.compile(
+    r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:\s*(?:s/it|it/s|[GT]FLOP/s|images/s|ms|seconds?|min|minutes?"
+    r"|hours?|days?)|\s+[sh])(?![\w/])|(?<![\w.])\d+\.\d+x(?!\w)")
+# What names a machine: a kind of processor or accelerator, or its number of cores
+MACHINE = re.compile(r"\b(?:CPU|GPU|Xeon|EPYC|Ryzen|Core i\d|Apple M\d|[AHV]100|T4|cores?)\b|"
+                     r"\d-core\b")
+
+
+def paragraphs_with_their_tables(text):
+    """The text in groups: a heading alone; or a paragraph with the tables and code blocks that
+    follow it (the paragraph that introduces a table or a printed output says what it shows)."""
+    groups, block, fenced = [], [], False
+
+    def end_block():
+        if block:
+            first = block[0].lstrip()
+            if first.startswith(("|", "```")) and groups and not groups[-1].startswith("#"):
+                groups[-1] += "\n" + "\n".join(block)  # a table or code block joins its paragraph
+            else:
+                groups.append("\n".join(block))
+            block.clear()
+
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            if not fenced:
+                end_block()
+            block.append(line)
+            fenced = not fenced
+            if not fenced:
+                end_block()
+        elif fenced:
+            block.append(line)
+        elif not line.strip() or line.startswith("#") or (
+                block and line.lstrip().startswith("|") != block[-1].lstrip().startswith("|")):
+            end_block()  # a blank line, a heading, or a table starting or ending
+            if line.strip():
+                block.append(line)
+                if line.startswith("#"):
+                    end_block()
+        else:
+            block.append(line)
+    end_block()
+    return groups
+
+
+def figures_without_a_machine(text):
+    """Each time or speed in a paragraph (with its tables) that names no machine."""
+    return [m.group(0) for group in paragraphs_with_their_tables(text)
+            if not MACHINE.search(group) for m in TIME_FIGURE.finditer(group)]
+
+
+def test_every_time_and_speed_names_its_machine():
+    problems = [f"{os.path.basename(p)}: {figure}" for p in DOCS
+                for figure in figures_without_a_machine(read(p))]
+    assert not problems, ("a time or speed means nothing without the machine it was measured on: "
+                          "name it (2-core Intel Xeon CPU, one H100 GPU, ...) in the same "
+                          "paragraph, or in the paragraph before the table:\n"
+                          + "\n".join(problems))
+
+
+def test_the_machine_check_catches_a_figure_without_its_machine():
+    rotten = ("One epoch takes 2.5 hours, and `--compile` adds 64 s.\n\n"  # no machine
+              "On a 2-core Xeon CPU, an epoch takes 2.5 hours.\n\n"
+              "The step, side by side, at 64x64 and 0.4 GB:\n\n"  # a table with no machine
+              "| crop | train.py | vs the authors' |\n| --- | --- | --- |\n"
+              "| 128 | 1.822 s | 1.14x |\n"
+              "\n## 1 s/it on one H100 GPU\n\n"  # a heading names its own machine
+              "Its log ends:\n\n```\nepoch 1/200 | 0.21 s/it\n```\n")  # printed, by no machine
+    assert figures_without_a_machine(rotten) == ["2.5 hours", "64 s", "1.822 s", "1.14x",
+                                                 "0.21 s/it"]
+    assert TIME_FIGURE.findall("5 s, 6.2 ms, 502 images/s, 257 GFLOP/s, 29 minutes, 1.08x") == [
+        "5 s", "6.2 ms", "502 images/s", "257 GFLOP/s", "29 minutes", "1.08x"]
+    assert TIME_FIGURE.findall("64x64 px, 0.4 GB, 3 residual blocks, Sec. 4, all 1s, 4 + 3 epochs"
+                               ) == []
+
+
+def test_readme_is_at_most_180_lines():
+    lines = read(README).splitlines()
+    assert len(lines) <= 180, (f"README.md has {len(lines)} lines: keep it a reader's first page "
+                               "(at most 180) and move long material to a page of docs/")
 
 
 # The paper's own sentences (arXiv:1703.10593v7), word for word, citation numbers left out. A
