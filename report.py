@@ -22,6 +22,9 @@ from data import UnpairedDataset, has_split, to_image
 LOG_COLUMNS = ["epoch", "iter", "total_iter", "GAN(G)", "GAN(F)", "cyc_x", "cyc_y", "idt", "D_X",
                "D_Y", "s_per_it", "lr"]
 COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#17becf", "#9467bd", "#ff7f0e", "#8c564b"]
+# The columns of a sample grid: the X rows' image, then the Y rows' (Eq. 2's two cycles)
+GRID_COLUMNS = [("real_x", "real_y"), ("fake_y = G(x)", "fake_x = F(y)"),
+                ("rec_x = F(G(x))", "rec_y = G(F(y))")]
 
 
 @torch.no_grad()
@@ -135,14 +138,20 @@ def font(size=14):
         return ImageFont.load_default()
 
 
-def draw_panel(img, box, series, x_name, y_name, x_max, integer_x=False, markers=False):
+def draw_panel(img, box, series, x_name, y_name, x_max, integer_x=False, markers=False,
+               baselines=None):
     """Curves {name: [(x, y), ...]} in the plot area box = (left, top, right, bottom), from 0 on
-    both axes (x up to x_max), with tick labels on both, a grid, the axes' names and a legend."""
+    both axes (x up to x_max), with tick labels on both, a grid, the axes' names and a legend.
+    baselines {name: {label: y}}: dashed lines in curve name's colour, labelled at the right; one
+    above 1.5 times the highest curve is only named, at the top, so as not to flatten the curves."""
     draw, small = ImageDraw.Draw(img), font(13)
     left, top, right, bottom = box
     points = [p for s in series.values() for p in s if math.isfinite(p[1])]
+    highest = max((y for _, y in points), default=1)
+    lines = [(COLOURS[i % len(COLOURS)], label, y) for i, name in enumerate(series)
+             for label, y in (baselines or {}).get(name, {}).items() if math.isfinite(y)]
     xs = ticks(x_max, 5, integer_x)
-    ys = ticks(max((y for _, y in points), default=1), 4)
+    ys = ticks(max([highest] + [y for _, _, y in lines if y <= 1.5 * highest]), 4)
 
     def at(x, y):  # data to pixels: x to the right, y up
         return (left + (right - left) * x / xs[-1], bottom - (bottom - top) * y / ys[-1])
@@ -169,16 +178,29 @@ def draw_panel(img, box, series, x_name, y_name, x_max, integer_x=False, markers
             draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
         draw.text((legend_x, top - 8), name, fill=colour, font=font(), anchor="ld")
         legend_x += draw.textlength(name, font=font()) + 20
+    placed = []  # (left end, right end, bottom) of each label: one near another moves left
+    for colour, label, y in sorted(lines, key=lambda line: -line[2]):
+        py = at(0, y)[1] if y <= ys[-1] else None  # None: off the scale, named at the top
+        for px in range(left, right, 10) if py is not None else []:
+            draw.line([px, py, min(px + 5, right), py], fill=colour)
+        text = f"{label} {y:.3f}" + (" (above)" if py is None else "")
+        base, end, width = (py or top + 17) - 2, right - 6, draw.textlength(text, font=small)
+        while any(abs(b - base) < 15 and s < end and end - width < e for s, e, b in placed):
+            end = min(s for s, e, b in placed if abs(b - base) < 15) - 12
+        draw.text((end, base), text, fill=colour, font=small, anchor="rb")
+        placed.append((end - width, end, base))
 
 
-def plot_panels(panels, png_path, x_name, integer_x=False, markers=False, size=(900, 300)):
-    """One panel per entry of [(y_name, {curve name: [(x, y), ...]}), ...], stacked, to a PNG."""
+def plot_panels(panels, png_path, x_name, integer_x=False, markers=False, size=(900, 300),
+                baselines=None):
+    """One panel per entry of [(y_name, {curve name: [(x, y), ...]}), ...], stacked, to a PNG;
+    baselines as draw_panel takes them."""
     W, H = size
     img = Image.new("RGB", (W, H * len(panels)), "white")
     x_max = max((x for _, series in panels for s in series.values() for x, _ in s), default=1)
     for p, (y_name, series) in enumerate(panels):  # one x axis for all: epochs line up
         draw_panel(img, (70, p * H + 36, W - 25, p * H + H - 52), series, x_name, y_name, x_max,
-                   integer_x, markers)
+                   integer_x, markers, baselines)
     img.save(png_path)
 
 
@@ -194,14 +216,31 @@ def plot_losses(log_path, png_path):
     plot_panels(panels, png_path, "iteration")
 
 
+def split_baselines(series):
+    """({name: points}, {name: {label: latest value}}) from read_metrics' series: a metric named
+    "NAME (label)" beside a metric NAME is a baseline of NAME, a score that learns nothing. The
+    toy's: "L1 G(x) vs y (input)" and "L1 G(x) vs y (mean y)" from evaluate's
+    ground_truth_errors "G input" and "G mean", the numbers the log line prints; F's likewise."""
+    curves, baselines = {}, {}
+    for name, points in series.items():
+        m = re.fullmatch(r"(.+) \((.+)\)", name)
+        if m and m.group(1) in series:
+            baselines.setdefault(m.group(1), {})[m.group(2)] = points[-1][1]
+        else:
+            curves[name] = points
+    return curves, baselines
+
+
 def plot_metrics(csv_path, png_path):
     """Metric curves by epoch, one panel per kind of metric, named by its first word (L1, FID,
-    KID), since their scales differ; each evaluated epoch is a dot."""
+    KID), since their scales differ; each evaluated epoch is a dot, each baseline a dashed line."""
+    curves, baselines = split_baselines(read_metrics(csv_path))
     panels = {}
-    for name, s in read_metrics(csv_path).items():
+    for name, s in curves.items():
         panels.setdefault(name.split()[0], {})[name] = s
     if panels:
-        plot_panels(list(panels.items()), png_path, "epoch", integer_x=True, markers=True)
+        plot_panels(list(panels.items()), png_path, "epoch", integer_x=True, markers=True,
+                    baselines=baselines)
 
 
 def epoch_of(file_name):
@@ -219,8 +258,10 @@ def grid_html(out_dir, name):
     scale = max(1, min(math.ceil(128 / max(1, w // 3)), 1024 // w, 800 // h))  # 3 images a row
     src = "samples/" + html.escape(name, quote=True)
     blocky = " class='pixelated'" if scale > 1 else ""  # a shrunk large grid stays smooth
-    return (f"<a href='{src}'><img{blocky} src='{src}' width='{w * scale}' "
-            f"height='{h * scale}' alt='{html.escape(name)}'></a>")
+    heads = "".join(f"<span>{html.escape(x)}<br>{html.escape(y)}</span>" for x, y in GRID_COLUMNS)
+    return (f"<div class='grid' style='width:{w * scale}px'><div class='heads'>{heads}</div>"
+            f"<a href='{src}'><img{blocky} src='{src}' width='{w * scale}' "
+            f"height='{h * scale}' alt='{html.escape(name)}'></a></div>")
 
 
 def metrics_table(rows):
@@ -240,9 +281,10 @@ def metrics_table(rows):
 
 
 def write_index(out_dir, title, settings=None):
-    """index.html: the metrics curve and table, the loss curves (both drawn here from
-    metrics.csv and loss_log.csv), every epoch's sample grid latest first, the run's settings.
-    A static page: open it from disk, no server, nothing downloaded."""
+    """index.html: the run's state (status.txt, from RunWriter), the metrics curve and table,
+    the loss curves (both drawn here from metrics.csv and loss_log.csv), every epoch's sample
+    grid latest first, the run's settings (out: out_dir where it says None). A static page:
+    open it from disk, no server, nothing downloaded."""
     samples = os.path.join(out_dir, "samples")
     grids = sorted((f for f in os.listdir(samples) if f.endswith(".png")) if os.path.isdir(samples)
                    else [], key=lambda f: (epoch_of(f), f), reverse=True)
@@ -250,12 +292,27 @@ def write_index(out_dir, title, settings=None):
     parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:2em} img{max-width:100%;height:auto}"
              " img.pixelated{image-rendering:pixelated} table{border-collapse:collapse}"
-             " td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}</style>",
-             f"<h1>{html.escape(title)}</h1>"]
-    if read_metrics(metrics):
+             " td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
+             " .grid{max-width:100%} .heads{display:flex} .heads span{flex:1;text-align:center}"
+             "</style>", f"<h1>{html.escape(title)}</h1>"]
+    status = os.path.join(out_dir, "status.txt")
+    if os.path.exists(status):
+        with open(status, encoding="utf-8") as f:
+            parts.append(f"<p><b>This run:</b> {html.escape(f.read().strip())}</p>")
+    curves, baselines = split_baselines(read_metrics(metrics))
+    if curves:
         plot_metrics(metrics, os.path.join(out_dir, "metrics.png"))
-        parts.append("<h2>Metrics by epoch</h2><img src='metrics.png' alt='metrics curve'>"
-                     + metrics_table(read_log(metrics))
+        parts.append("<h2>Metrics by epoch</h2><img src='metrics.png' alt='metrics curve'>")
+        if baselines:
+            values = "; ".join(f"{name}: " + ", ".join(f"{label} {v:.3f}" for label, v in b.items())
+                               for name, b in baselines.items())
+            parts.append("<p>Dashed: what learning nothing scores, the input returned unchanged "
+                         "and the target domain's mean image returned for every input "
+                         f"({html.escape(values)}). A generator that does not get below its "
+                         "mean image has learned nothing about the shapes in its input.</p>")
+        hidden = {f"{name} ({label})" for name, b in baselines.items() for label in b}
+        parts.append(metrics_table([{k: v for k, v in r.items() if k not in hidden}
+                                    for r in read_log(metrics)])
                      + "<p><a href='metrics.csv'>metrics.csv</a></p>")
     if os.path.exists(log):
         plot_losses(log, os.path.join(out_dir, "loss_curves.png"))
@@ -268,6 +325,7 @@ def write_index(out_dir, title, settings=None):
         heading = f"epoch {epoch_of(g)}" if re.fullmatch(r"epoch_\d+\.png", g) else g[:-4]
         parts.append(f"<h3>{html.escape(heading)}</h3>{grid_html(out_dir, g)}")
     if settings:
+        settings = {**settings, "out": settings.get("out") or out_dir}  # None: train.py's default
         rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                        for k, v in settings.items())
         parts.append(f"<h2>Settings</h2><table>{rows}</table>")
@@ -346,10 +404,31 @@ class RunWriter:
                 line, values = self.score()
                 print(f"epoch {epoch}/{n_epochs} | {line.split(' | ', 1)[1]}", flush=True)
                 append_metrics(self.out, epoch, values)
-            write_index(self.out, f"CycleGAN: {self.out}",
-                        {k: v for k, v in vars(self.args).items() if k != "explicit"})
+            self.page(f"running: epoch {epoch} of {n_epochs} done")
         keep = epoch % self.args.save_epoch_freq == 0
         self.checkpoint(os.path.join(self.out, f"epoch_{epoch:03d}.pt") if keep else None)
+
+    def page(self, state):
+        """index.html with the run's state, kept in status.txt for whoever writes the page next
+        (evaluate.py, adding FID): a page that says running long after its time belongs to a run
+        that was killed."""
+        with open(os.path.join(self.out, "status.txt"), "w", encoding="utf-8") as f:
+            f.write(f"{state} (at {time.strftime('%Y-%m-%d %H:%M')})\n")
+        write_index(self.out, f"CycleGAN: {self.out}",
+                    {**{k: v for k, v in vars(self.args).items() if k != "explicit"},
+                     "out": self.out})
+
+    def finish(self, stopped):
+        """The page's last state, at the end of a run: finished, or stopped (Ctrl-C, a signal,
+        --max_iters, an error) after epoch k of n, which --resume continues."""
+        if not self.is_main:
+            return
+        n, k, i = self.args.n_epochs + self.args.n_epochs_decay, self.at["epoch"], self.at["iter"]
+        if stopped or k < n:
+            where = f"at epoch {k + 1} of {n}, iteration {i}" if i else f"after epoch {k} of {n}"
+            self.page(f"stopped {where}; --resume continues it")
+        else:
+            self.page(f"finished: {n} of {n} epochs")
 
     def summary(self):
         page = os.path.join(self.out, "index.html")  # written at the end of each epoch

@@ -128,3 +128,78 @@ def test_the_page_of_a_run_with_nothing_yet_still_opens(tmp_path):
     report.write_index(tmp_path, "a new run")  # no samples/, no logs: a page with the title
     page = (tmp_path / "index.html").read_text()
     assert "<h1>a new run</h1>" in page and "<img" not in page
+
+
+def test_the_l1_curve_draws_each_baseline_dashed_in_its_curves_colour(tmp_path):
+    # G's error falls 0.3, 0.15, 0.1; its baselines: the mean image 0.35, the input 1.2
+    for e in (1, 2, 3):
+        report.append_metrics(tmp_path, e, {"L1 G(x) vs y": 0.3 / e, "L1 G(x) vs y (input)": 1.2,
+                                            "L1 G(x) vs y (mean y)": 0.35})
+    report.plot_metrics(tmp_path / "metrics.csv", tmp_path / "metrics.png")
+    a = np.asarray(Image.open(tmp_path / "metrics.png").convert("RGB")).astype(int)
+    red = (np.abs(a - [0xd6, 0x27, 0x28]).sum(-1) < 30)  # G's colour, COLOURS[0]
+    # 1.2 is above 1.5 * 0.3 = 0.45: named at the top, off the scale, so the axis still ends at
+    # ticks(0.35) = 0.4, and the mean image's line lies at 248 - 212 * 0.35 / 0.4 = 62.5 px
+    row = red[62:64, 100:800].any(0)
+    assert 0.3 < row.mean() < 0.7, "no dashed line at 0.35 (dashes 5 px on, 5 px off)"
+    assert report.split_baselines(report.read_metrics(tmp_path / "metrics.csv"))[1] == {
+        "L1 G(x) vs y": {"input": 1.2, "mean y": 0.35}}
+
+
+def writer(tmp_path, epoch, iteration, args_out=None):
+    """A report.RunWriter on a tiny toy, as train.py makes one: epoch epochs done, then
+    iteration iterations of the next (7 epochs in all, 4 + 3)."""
+    from types import SimpleNamespace
+
+    from cyclegan import Generator
+    from toy import make_toy
+    root = make_toy(str(tmp_path / "toy"), n_train=2, n_test=2, size=8)
+    args = SimpleNamespace(out=args_out, crop_size=8, n_samples=2, print_every=1,
+                           save_epoch_freq=100, n_epochs=4, n_epochs_decay=3)
+    out = tmp_path / "runs" / "toy"
+    (out / "samples").mkdir(parents=True)
+    at = {"epoch": epoch, "iter": iteration, "total_iters": 10 * epoch + iteration}
+    G = Generator(ngf=2, n_blocks=1)
+    return report.RunWriter(str(out), args, True, lambda: {}, at, G, G, root, "cpu"), out
+
+
+def state(out):
+    return re.search(r"<b>This run:</b> (.*?) \(at [\d: -]+\)</p>",
+                     (out / "index.html").read_text()).group(1)
+
+
+def test_the_page_says_whether_the_run_is_running_finished_or_stopped(tmp_path, capsys):
+    write, out = writer(tmp_path, 3, 0)
+    write.end_of_epoch(3, 7)
+    assert state(out) == "running: epoch 3 of 7 done"
+    write.finish(stopped=True)  # Ctrl-C between epochs 3 and 4
+    assert state(out) == "stopped after epoch 3 of 7; --resume continues it"
+    write.at.update(epoch=3, iter=5)  # resumed, then stopped inside epoch 4
+    write.finish(stopped=True)
+    assert state(out) == "stopped at epoch 4 of 7, iteration 5; --resume continues it"
+    write.at.update(epoch=7, iter=0)
+    write.finish(stopped=False)
+    assert state(out) == "finished: 7 of 7 epochs"
+    # evaluate.py rewrites the page (adding FID) without knowing the state: it stays
+    report.write_index(str(out), "again", {"out": None})
+    assert state(out) == "finished: 7 of 7 epochs"
+
+
+def test_the_settings_name_the_folder_the_run_wrote_to(tmp_path, capsys):
+    write, out = writer(tmp_path, 1, 0, args_out=None)  # train.py's default: runs/NAME
+    write.end_of_epoch(1, 7)
+    assert f"<tr><th>out</th><td>{out}</td></tr>" in (out / "index.html").read_text()
+
+
+def test_the_page_names_the_baselines_and_labels_the_grid_columns(tmp_path):
+    out = make_run(tmp_path / "run", epochs=(1, 2))
+    report.append_metrics(out, 2, {"L1 G(x) vs y (input)": 1.235, "L1 G(x) vs y (mean y)": 0.285})
+    report.write_index(out, "toy")
+    page = (out / "index.html").read_text()
+    assert "(L1 G(x) vs y: input 1.235, mean y 0.285)" in page
+    assert "<th>L1 G(x) vs y (input)</th>" not in page  # named once, not a column per epoch
+    heads = ("<div class='heads'><span>real_x<br>real_y</span>"
+             "<span>fake_y = G(x)<br>fake_x = F(y)</span>"
+             "<span>rec_x = F(G(x))<br>rec_y = G(F(y))</span></div>")
+    # each grid: its column names above it, at the grid's shown width (3 * 32 * 4 = 384)
+    assert page.count(f"<div class='grid' style='width:384px'>{heads}<a href=") == 2
