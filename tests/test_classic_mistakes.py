@@ -21,6 +21,8 @@ from cyclegan import Discriminator, Generator, InstanceNorm, ResidualBlock
 from data import ImagePool, UnpairedDataset, to_image, to_tensor
 from test_train import Scale, make_images  # Scale: a network that multiplies by one weight
 
+pytestmark = pytest.mark.paper  # every test here works out a claim of the paper
+
 
 def constant(value):
     return torch.full((1, 3, 2, 2), value)  # one image, every pixel = value

@@ -8,6 +8,8 @@ from torch import nn
 from cyclegan import (Discriminator, Generator, InstanceNorm, init_weights, load_official_generator,
                       receptive_field)
 
+pytestmark = pytest.mark.paper  # every test here is a worked example of the paper
+
 
 def n_params(net):
     return sum(p.numel() for p in net.parameters())

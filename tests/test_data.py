@@ -20,6 +20,7 @@ def values(batch):
     return [int(b[0, 0, 0]) for b in batch]
 
 
+@pytest.mark.paper
 def test_pool_stores_and_returns_the_first_50_fakes():
     pool = ImagePool(50)
     for v in range(50):
@@ -27,6 +28,7 @@ def test_pool_stores_and_returns_the_first_50_fakes():
     assert len(pool.images) == 50
 
 
+@pytest.mark.paper
 def test_pool_when_full_swaps_half_the_time_seeded():
     pool = ImagePool(pool_size=2, seed=0)
     assert values(pool.query(torch.cat([image(1), image(2)]))) == [1, 2]  # filling: [1, 2]
@@ -40,6 +42,7 @@ def test_pool_when_full_swaps_half_the_time_seeded():
     assert values(torch.cat(pool.images)) == [1, 7]
 
 
+@pytest.mark.paper
 def test_pool_returns_an_old_fake_about_half_the_time():
     pool = ImagePool(pool_size=50, seed=3)
     pool.query(torch.cat([image(v) for v in range(50)]))
@@ -48,6 +51,7 @@ def test_pool_returns_an_old_fake_about_half_the_time():
     assert 900 < old < 1100  # 2000 draws at p = 0.5: mean 1000, std 22
 
 
+@pytest.mark.paper
 def test_pool_stores_detached_fakes():
     fake = torch.zeros(2, 3, 2, 2, requires_grad=True) * 2  # part of a graph back into G
     pool = ImagePool(50)
@@ -56,6 +60,7 @@ def test_pool_stores_detached_fakes():
     assert not ImagePool(0).query(fake).requires_grad  # no pool: detached all the same
 
 
+@pytest.mark.paper
 def test_pool_state_round_trip_continues_identically():
     a = ImagePool(3, seed=1)
     a.query(torch.cat([image(v) for v in range(5)]))
@@ -131,6 +136,7 @@ def make_dataset(root, n_a=3, n_b=5):
     return root
 
 
+@pytest.mark.paper
 def test_dataset_pairs_each_x_with_a_random_y_and_lasts_max_of_the_two(tmp_path):
     ds = UnpairedDataset(str(make_dataset(tmp_path)), "train", load_size=10, crop_size=8, seed=0)
     assert len(ds) == 5  # max(3, 5)

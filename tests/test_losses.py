@@ -4,6 +4,8 @@ import torch
 
 from losses import cycle_loss, generator_objective, identity_loss, lsgan_d_loss, lsgan_g_loss
 
+pytestmark = pytest.mark.paper  # every test here is a worked example of the paper
+
 
 def test_lsgan_discriminator_loss_averages_squares_per_patch_and_halves():
     d_real = torch.tensor([[[[1.0, 0.5]]]])  # D_Y(y): one image, a 1x2 map of patch scores

@@ -50,6 +50,7 @@ class Args:
     amp = compile = False
 
 
+@pytest.mark.paper
 def test_generator_step_wires_each_network_to_its_domain():
     # G doubles, F quarters, D_X and D_Y pass images through; x is all 1s, y all 3s
     G, F, D_X, D_Y = Scale(2.0), Scale(0.25), Scale(1.0), Scale(1.0)
@@ -80,6 +81,7 @@ def snapshot(*nets):
     return [p.detach().clone() for net in nets for p in net.parameters()]
 
 
+@pytest.mark.paper
 def test_generator_step_leaves_the_discriminators_untouched():
     G, F, D_X, D_Y, opt_G, opt_D = tiny_nets()
     real_x, real_y = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
@@ -95,6 +97,7 @@ def test_generator_step_leaves_the_discriminators_untouched():
         "D_X stays frozen after the generator step: requires_grad_(True) again for its own step"
 
 
+@pytest.mark.paper
 def test_discriminator_step_leaves_the_generators_untouched():
     G, F, D_X, D_Y, opt_G, opt_D = tiny_nets()
     real_x, real_y = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
