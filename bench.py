@@ -1,4 +1,4 @@
-"""How fast one CycleGAN training iteration runs: seconds per iteration, the split between the
+"""Not the paper: how fast one training iteration runs: seconds per iteration, the split between the
 copy to the device, generator step and discriminator step, the data loader's wait, peak memory,
 the FLOPs of one iteration next to the machine's matmul rate, the time per kind of layer and the
 convolution limit (the step's time if every convolution ran at the best rate measured), and the

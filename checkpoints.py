@@ -1,10 +1,10 @@
-"""The files of a training run, written so that no kill, crash or full disk loses one.
+"""Not the paper: the files of a run, written so that no kill, crash or full disk loses one.
 
-A checkpoint is one dict saved with torch.save (keys G, F, D_X, D_Y, opt_G, opt_D, epoch, ...,
-STYLE.md) plus a SHA-256 of every tensor in it: the file format checks nothing inside a tensor,
-so a flipped bit would otherwise load silently. Writes go to a temporary file that is renamed
-into place; an output folder belongs to one run at a time (a lock the system drops when the
-process dies). Nothing here is the paper: train.py reads correctly without this file.
+A checkpoint is one dict saved with torch.save (keys G, F, D_X, D_Y, opt_G, opt_D, epoch, ...)
+plus a SHA-256 of every tensor in it: the file format checks nothing inside a tensor, so a
+flipped bit would otherwise load silently. Writes go to a temporary file that is renamed into
+place; an output folder belongs to one run at a time (a lock the system drops when the process
+dies). train.py reads correctly without this file.
 """
 import datetime
 import glob

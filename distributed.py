@@ -1,10 +1,11 @@
-"""Training on several processes (GPUs, machines) under torchrun, and stopping together.
+"""Not the paper: training on several processes (GPUs, machines) under torchrun, together.
 
-Not the paper: one process trains exactly as the paper says, and this file then does nothing.
-Under `torchrun --nproc_per_node N train.py ...`, N processes ("ranks") train one model: each
-takes its share of every global batch, the gradients are averaged, the history pool is one pool
-shared by all, and all ranks agree, step by step, on the losses, on NaNs and on when to stop.
-Rank 0 alone writes files. The README's "Several GPUs and machines" says what is tested.
+One process trains as train.py does alone (the README's deviations apply), and this file then
+does nothing. Under `torchrun --nproc_per_node N train.py ...`, N processes ("ranks") train one
+model: each takes its share of every global batch, the gradients are averaged, the history pool
+is one pool shared by all, and all ranks agree, step by step, on the losses, on NaNs and on when
+to stop.
+Rank 0 alone writes files. docs/running.md, "Several GPUs and machines", says what is tested.
 """
 import math
 import os

@@ -1,5 +1,5 @@
-"""How good a checkpoint's G and F are (arXiv:1703.10593v7, Sec. 5.1): on the toy domains of
-data.py, against ground truth; on real data, by FID and KID (fid.py) beside two reference points.
+"""Not the paper: how good a checkpoint's G and F are (cf. Sec. 5.1): on the toy domains of
+toy.py, against ground truth; on real data, by FID and KID (fid.py) beside two reference points.
 
 Toy: testB/k.png is what G(testA/k.png) should be, so the error is the mean L1 distance in [-1, 1]
 pixel units, as in Eq. 2, next to two baselines that learn nothing: the input itself, and the mean

@@ -1,4 +1,4 @@
-"""FID and KID: how far a set of generated images lies from a set of real ones, in the features of
+"""Not the paper: FID and KID, how far generated images lie from real ones in the features of
 the FID Inception network, the numbers CycleGAN's successors report where the paper (Sec. 5.1) used
 AMT studies and FCN scores. FID: Heusel et al. 2017; KID: Binkowski et al. 2018.
 

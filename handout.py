@@ -1,4 +1,4 @@
-"""Write a student copy of this repository for one assignment of docs/assignments.md.
+"""Not the paper: a student copy of this repository for one assignment of docs/assignments.md.
 
 `python handout.py N --out DIR`: the functions assignment N names keep their signature and
 docstring, and their body becomes `raise NotImplementedError` with a pointer to the paper's

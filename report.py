@@ -1,4 +1,4 @@
-"""What a training run writes for people to look at: sample grids, the loss log and its curves,
+"""Not the paper: what a run writes for people to look at: sample grids, the loss log, its curves,
 per-epoch metrics (the toy's ground-truth L1, FID/KID) and their curve, and index.html, a static
 page of all of these with the run's settings; and RunWriter, which writes them (and the
 checkpoints) during a run. Pillow and the standard library only.

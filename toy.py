@@ -1,4 +1,4 @@
-"""The toy domains: shapes in two styles, drawn here, so that a CPU learns something in a minute.
+"""Not the paper: the toy domains, shapes in two styles drawn so that a CPU learns in a minute.
 
 X draws circles, squares and triangles yellow on navy, Y the same kinds of shapes red with a black
 outline on paper. Training images of X and Y are drawn independently (unpaired, as in the paper);

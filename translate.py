@@ -1,4 +1,4 @@
-"""Translate your own images with a trained generator (arXiv:1703.10593v7, Sec. 3 and Fig. 1):
+"""Not the paper: translate your own images with a trained generator (Sec. 3 and Fig. 1):
 G maps domain X to Y (`--direction x2y`), F maps Y back to X (`--direction y2x`).
 
 From Python: `load_generator` reads a train.py checkpoint or a generator file released with the
