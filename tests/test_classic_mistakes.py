@@ -1,4 +1,4 @@
-"""The classic mistakes of CycleGAN re-implementations, one worked example each (issue 16).
+"""The classic mistakes of CycleGAN re-implementations, one worked example each.
 
 Each test is named after what the paper says, makes the one number that the usual mistake would
 change, and says in its failure message what to look for. Stand-in networks that multiply by a

@@ -283,7 +283,7 @@ def test_a_second_run_does_not_translate_the_first_runs_outputs(tmp_path):
     assert sorted(os.listdir(photos / "zebra")) == ["cat.png", "index.html"]
 
 
-# The Python API (issue 17): the same functions the command line is built on
+# The Python API: the same functions the command line is built on
 
 
 def test_load_generator_and_translate_image_give_what_translate_py_writes(tmp_path):
@@ -387,7 +387,7 @@ def test_the_example_in_docs_runs_and_matches_translate_py(tmp_path):
                 == pixels(tmp_path / direction / "horse.png")).all()
 
 
-# Never lose a user's file, and one-line errors (issue 15)
+# Never lose a user's file, and one-line errors
 
 
 def test_files_in_out_that_this_run_did_not_write_are_kept_without_overwrite(tmp_path):
