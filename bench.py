@@ -319,7 +319,22 @@ def device_name(device):
                          if line.startswith("model name"))
     except (OSError, StopIteration):
         model = platform.processor() or "CPU"
-    return f"{model} ({os.cpu_count()} cores)"
+    return f"{model} ({os.cpu_count()} cores; {native_bfloat16()})"
+
+
+def native_bfloat16(flags=None):
+    """Whether this CPU computes in bfloat16 natively (AVX-512 BF16, AMX), where --amp can pay;
+    without them bfloat16 is converted to float32 and back, and --amp is mostly slower. flags:
+    the CPU's feature flags, read from /proc/cpuinfo if not given."""
+    try:
+        if flags is None:
+            with open("/proc/cpuinfo") as f:
+                flags = next(line.split(":", 1)[1].split() for line in f
+                             if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "bfloat16 support unknown"
+    have = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
+    return ("native bfloat16: " + ", ".join(have)) if have else "no native bfloat16"
 
 
 def parse_args(argv=None):
@@ -341,6 +356,8 @@ def parse_args(argv=None):
     a("--cuda", action="store_true")
     a("--device", default=None)
     a("--amp", action="store_true", help="as train.py --amp")
+    a("--also_fp32", action="store_true", help="with --amp: also time train.py's fp32 step, "
+      "taking turns on the same batches")
     a("--compile", action="store_true", help="as train.py --compile")
     a("--dataroot", default=None, help="real images (trainA/, trainB/); default: random JPEGs")
     a("--num_workers", type=int, default=min(4, os.cpu_count() or 1))
@@ -412,6 +429,10 @@ def main(argv=None):
     steps = {ours: (g_step, d_step, torch.channels_last)}
     for net in nets if args.compile else ():
         net.compile()
+    if args.amp and args.also_fp32:
+        fp32 = argparse.Namespace(**{**vars(args), "amp": False})
+        steps["train.py fp32"] = (*train_py_steps(fp32, device, False, ImagePool(50, 0),
+                                                  ImagePool(50, 1), None)[1:], torch.channels_last)
     if args.reference:
         steps["reference (ours computed as the authors do)"] = (*train_py_steps(
             args, device, True, ImagePool(50, 0), ImagePool(50, 1), None)[1:],
@@ -500,8 +521,8 @@ def main(argv=None):
               f"{args.num_workers} workers on {os.cpu_count()} CPU cores")
     tmp.cleanup()
     print(f"median_s_per_iter={per_iter:.4f}"
-          + "".join(f" {'reference' if 'reference' in n else 'authors'}_s_per_iter={medians[n]:.4f}"
-                    for n in names[1:]))
+          + "".join(f" {'fp32' if n == 'train.py fp32' else n.split()[0].replace('the', 'authors')}"
+                    f"_s_per_iter={medians[n]:.4f}" for n in names[1:]))
 
 
 if __name__ == "__main__":

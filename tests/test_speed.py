@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cyclegan import InstanceNorm, TransposedConv
-from bench import (conv_flops, layer_kinds, make_models, record_calls,
+from bench import (conv_flops, layer_kinds, make_models, native_bfloat16, record_calls,
                    reference_discriminator_step, reference_generator_step, step_flops)
 from data import ImagePool
 from train import discriminator_step, generator_step
@@ -331,3 +331,20 @@ def test_bench_says_clearly_when_the_authors_code_is_not_there(tmp_path):
     assert status == 1
     assert out.strip().splitlines()[-1].startswith(f"error: --authors {tmp_path}: cannot import")
     assert "Traceback" not in out
+
+
+def test_bench_times_amp_beside_fp32_and_says_whether_the_cpu_has_native_bfloat16():
+    status, out = run_bench("--amp", "--also_fp32", "--layers", "0")
+    assert status == 0, out
+    assert "native bfloat16" in out.splitlines()[0]  # "native bfloat16: amx_bf16" or "no ..."
+    for name in ("train.py amp torch.bfloat16", "train.py fp32"):  # both, on the same batches
+        assert f"iter 3/3 {name}: " in out and f"{name}: median " in out
+    assert "train.py's step vs train.py fp32: " in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("median_s_per_iter=") and " fp32_s_per_iter=" in last
+
+
+def test_native_bfloat16_is_read_off_the_cpu_flags():
+    assert native_bfloat16(["avx2", "avx512f"]) == "no native bfloat16"
+    assert native_bfloat16(["avx512f", "avx512_bf16", "amx_bf16"]) == \
+        "native bfloat16: avx512_bf16, amx_bf16"
