@@ -17,13 +17,15 @@ import time
 import urllib.parse
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 import checkpoints
 from checkpoints import first_line as shown  # one printable line
 from cyclegan import load_official_generator
 from data import IMAGE_EXTENSIONS, as_rgb, find_images, to_image, to_tensor
 from distributed import pick_device
+
+KEEPS_ALPHA = ("PNG", "WEBP", "TIFF")  # formats in which an output keeps its input's transparency
 
 
 def read_generator(path, direction="x2y"):
@@ -102,23 +104,50 @@ def resized_size(width, height, size):
 
 
 def resized(img, size):
-    """A PIL image with its shorter side made `size` (bicubic); None keeps it as it is."""
-    return img.resize(resized_size(*img.size, size), Image.Resampling.BICUBIC) if size else img
+    """A PIL image with its shorter side made `size` (bicubic); None keeps it as it is. RGBA's
+    colour and alpha are resized apart: Pillow's RGBA resize would darken the white that
+    as_rgb puts under transparent pixels."""
+    if not size:
+        return img
+    if img.mode == "RGBA":
+        out = resized(img.convert("RGB"), size)
+        out.putalpha(resized(img.getchannel("A"), size))
+        return out
+    return img.resize(resized_size(*img.size, size), Image.Resampling.BICUBIC)
+
+
+def with_alpha(img):
+    """data.as_rgb(img), the colours training sees (transparent areas on white), plus img's
+    transparency as an alpha channel (RGBA) if it has any."""
+    rgb = as_rgb(img)
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:  # as_rgb's test
+        rgb.putalpha(ImageOps.exif_transpose(img).convert("RGBA").getchannel("A"))
+    return rgb
+
+
+def translate_rgba(net, img):
+    """G(x) or F(y) of an RGB or RGBA image (with_alpha's), as an image of its mode: the alpha
+    channel is the input's, unchanged."""
+    fake = to_image(translate_tensor(net, to_tensor(img.convert("RGB")).unsqueeze(0))[0])
+    if img.mode == "RGBA":
+        fake.putalpha(img.getchannel("A"))
+    return fake
 
 
 def translate_image(net, img, size=None):
-    """G(x) or F(y) of a PIL image in any mode, as an RGB image of its size (or with the shorter
-    side resized to `size`, bicubic, first).
+    """G(x) or F(y) of a PIL image in any mode, as an image of its size (or with the shorter
+    side resized to `size`, bicubic, first): RGB, or RGBA with the input's own transparency
+    where it has any (JPEG holds none: `.convert("RGB")` before saving one).
 
         zebra = translate.translate_image(G, Image.open("horse.jpg"))
     """
-    img = resized(as_rgb(img), size)
-    return to_image(translate_tensor(net, to_tensor(img).unsqueeze(0))[0])
+    return translate_rgba(net, resized(with_alpha(img), size))
 
 
 def read_image(path, size=None, max_megapixels=16.0):
-    """An image file as RGB, resized as translate_image does. Too large for `max_megapixels` is a
-    ValueError, found from the file's header before any pixel is decoded or resized."""
+    """An image file as with_alpha gives it (RGB, or RGBA where it has transparency), resized as
+    translate_image does. Too large for `max_megapixels` is a ValueError, found from the file's
+    header before any pixel is decoded or resized."""
     limit = Image.MAX_IMAGE_PIXELS  # Pillow's guard against decompression bombs, replaced here by
     Image.MAX_IMAGE_PIXELS = None  # checks that name our flags, and restored at once
     try:
@@ -134,12 +163,12 @@ def read_image(path, size=None, max_megapixels=16.0):
                 raise ValueError(f"{W}x{H} is {mp:.0f} megapixels, more than Pillow decodes by "
                                  f"default ({limit / 1e6:.0f}, against decompression bombs): "
                                  f"add --max_megapixels {mp + 1:.0f} if you trust the file")
-            img = as_rgb(img)  # decodes
+            img = with_alpha(img)  # decodes
     except (OSError, SyntaxError) as e:
         raise OSError(f"not a readable image ({shown(e)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
-    return resized(img, size)  # after as_rgb: a phone photo's stored rotation may swap W and H
+    return resized(img, size)  # after with_alpha: a phone photo's rotation may swap W and H
 
 
 def find_inputs(items, out):
@@ -215,18 +244,29 @@ def write_atomically(target, write):
             os.remove(tmp)
 
 
+def count(n, noun):
+    """'1 image', '2 images': a count in a message."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def write_index(out, title, done, skipped):
-    """OUT/index.html: each input beside its translation (relative links), then what was skipped.
-    A file name that is not UTF-8 is linked by its bytes and shown with \\xNN escapes."""
-    def cell(path, label):
+    """OUT/index.html: each input beside its translation (done: (input, output, its width)),
+    with relative links, then what was skipped. A file name that is not UTF-8 is linked by its
+    bytes and shown with \\xNN escapes. Both images are shown 320 pixels wide, or, where the
+    output is narrower, enlarged by a whole factor with sharp pixels."""
+    def cell(path, label, width):
         url = urllib.parse.quote(os.fsencode(os.path.relpath(path, out).replace(os.sep, "/")))
-        return f'<td><img src="{url}"><br>{html.escape(label)}</td>'
-    rows = [f"<tr>{cell(src, shown(src))}{cell(dst, shown(os.path.relpath(dst, out)))}</tr>"
-            for src, dst in done]
+        scale = 320 // width if width < 320 else 0  # 0: shrunk to 320, smoothly
+        look = (f' width="{width * scale}" class="pixelated"' if scale else ' width="320"')
+        return f'<td><img src="{url}"{look}><br>{html.escape(label)}</td>'
+    rows = [f"<tr>{cell(src, shown(src), width)}"
+            f"{cell(dst, shown(os.path.relpath(dst, out)), width)}</tr>"
+            for src, dst, width in done]
     rows += [f'<tr><td colspan="2">skipped {html.escape(shown(src))}: {html.escape(why)}</td></tr>'
              for src, why in skipped]
     page = (f'<!doctype html>\n<meta charset="utf-8"><title>{html.escape(title)}</title>\n'
-            "<style>img { width: 320px } td { vertical-align: top }</style>\n"
+            "<style>img.pixelated { image-rendering: pixelated } td { vertical-align: top }"
+            "</style>\n"
             f"<h1>{html.escape(title)}</h1>\n<table>\n<tr><th>input</th><th>output</th></tr>\n"
             + "\n".join(rows) + "\n</table>\n")
     write_atomically(os.path.join(out, "index.html"),
@@ -269,7 +309,8 @@ def parse_args(argv=None):
       help="replace output files (and index.html) that already exist in --out")
     a("--size", type=int, default=None,
       help="resize (bicubic) so the shorter side is SIZE; None keeps each image's size")
-    a("--ext", default="png", help="output format, by file extension: png, jpg, webp, ...")
+    a("--ext", default="png", help="output format, by file extension: png, jpg, webp, ...; "
+      "png, webp and tiff keep an input's transparency")
     a("--batch_size", type=int, default=4, help="consecutive images of equal size run together")
     a("--max_megapixels", type=float, default=16.0,
       help="refuse larger images (after --size) up front: the 9-block generator with 64 filters "
@@ -320,12 +361,14 @@ def main(argv=None):
                  args.overwrite)
     except OSError as e:
         raise SystemExit(f"error: {shown(e)}")
-    print(f"translating {len(plan)} images with {which} from {shown(args.checkpoint)} on {device}")
+    print(f"translating {count(len(plan), 'image')} with {which} from {shown(args.checkpoint)} "
+          f"on {device}")
 
     done, start, fmt = [], time.time(), Image.registered_extensions()[args.ext]
     for batch in read_batches(plan, args.size, args.batch_size, args.max_megapixels, skip):
         try:
-            fakes = translate_tensor(net, torch.stack([to_tensor(img) for img, _, _ in batch]))
+            fakes = translate_tensor(net, torch.stack([to_tensor(img.convert("RGB"))
+                                                       for img, _, _ in batch]))
         except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError too
             if not isinstance(e, torch.OutOfMemoryError) and not re.search(
                     "out of memory|can't allocate memory", str(e)):
@@ -334,17 +377,20 @@ def main(argv=None):
             for _, path, _ in batch:
                 skip(path, f"out of memory at {W}x{H}: add --size 1024 (say), or --batch_size 1")
             continue
-        for fake, (_, path, target) in zip(fakes, batch):
+        for fake, (img, path, target) in zip(fakes, batch):
+            fake = to_image(fake)
+            if img.mode == "RGBA" and fmt in KEEPS_ALPHA:
+                fake.putalpha(img.getchannel("A"))  # transparent where the input is
             try:  # quality: for jpg and webp; png ignores it
-                write_atomically(target, lambda tmp: to_image(fake).save(tmp, fmt, quality=95))
+                write_atomically(target, lambda tmp: fake.save(tmp, fmt, quality=95))
             except OSError as e:  # a full disk, a file where a subfolder should be
                 raise SystemExit(f"error: cannot write {shown(target)} ({shown(e.strerror or e)});"
-                                 f" the {len(done)} images before it are complete")
-            done.append((path, target))
+                                 f" {count(len(done), 'image')} written before it, complete")
+            done.append((path, target, fake.width))
         print(f"{len(done) + len(skipped)}/{len(plan) + len(missing)} images | "
               f"{len(done) / (time.time() - start):.2f} images/s", flush=True)
     write_index(args.out, f"{which} from {shown(args.checkpoint)}", done, skipped)
-    print(f"translated {len(done)} images into {shown(args.out)}/ (see index.html there)"
+    print(f"translated {count(len(done), 'image')} into {shown(args.out)}/ (see index.html there)"
           + (f"; skipped {len(skipped)}, listed above" if skipped else ""))
     return 1 if skipped else 0
 

@@ -11,6 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+import checkpoints
+import data
 import translate
 from cyclegan import Generator
 from data import to_image, to_tensor
@@ -80,11 +82,66 @@ def test_grayscale_and_transparent_inputs_are_translated_as_rgb(tmp_path):
     Image.new("RGB", (9, 6), "white").save(tmp_path / "white.png")
     assert run(tmp_path, "--input", tmp_path / "gray.png", tmp_path / "clear.png",
                tmp_path / "white.png") == 0
-    for name in ("gray", "clear", "white"):
+    for name, mode in (("gray", "RGB"), ("clear", "RGBA"), ("white", "RGB")):
         with Image.open(tmp_path / "out" / f"{name}.png") as img:
-            assert (img.mode, img.size) == ("RGB", (9, 6))
+            assert (img.mode, img.size) == (mode, (9, 6))
     # data.load_rgb puts transparent pixels on white: G sees the same image as white.png
     assert (pixels(tmp_path / "out" / "clear.png") == pixels(tmp_path / "out" / "white.png")).all()
+
+
+def transparent_image(path, hidden):
+    """A 12 x 8 RGBA image: random colours, the left half transparent over the colour `hidden`,
+    the right half at alphas 0..255."""
+    a = np.random.default_rng(0).integers(0, 256, (8, 12, 4), dtype=np.uint8)
+    a[:, :6, :3], a[:, :6, 3] = hidden, 0
+    Image.fromarray(a, "RGBA").save(path)
+    return a[..., 3]
+
+
+def test_a_transparent_input_is_translated_on_white_as_in_training_and_keeps_its_alpha(tmp_path):
+    G, _ = tiny_checkpoint(tmp_path / "latest.pt")
+    alpha = transparent_image(tmp_path / "black.png", (0, 0, 0))
+    transparent_image(tmp_path / "red.png", (255, 0, 0))
+    assert run(tmp_path, "--input", tmp_path / "black.png", tmp_path / "red.png") == 0
+    assert run(tmp_path, "--input", tmp_path / "black.png", "--ext", "jpg", "--out",
+               tmp_path / "jpg") == 0
+    with Image.open(tmp_path / "out" / "black.png") as png, \
+            Image.open(tmp_path / "jpg" / "black.jpg") as jpg:
+        assert png.mode == "RGBA" and (np.asarray(png.getchannel("A")) == alpha).all()
+        assert jpg.mode == "RGB"  # JPEG holds no alpha: the translation of the image on white
+    # the colour under a transparent pixel is not seen: as data.load_rgb does for training
+    assert (pixels(tmp_path / "out" / "black.png") == pixels(tmp_path / "out" / "red.png")).all()
+    with Image.open(tmp_path / "black.png") as img:
+        on_white = data.as_rgb(img)
+        fake = translate.translate_image(G, img)  # from Python: the same
+    assert fake.mode == "RGBA" and (np.asarray(fake.getchannel("A")) == alpha).all()
+    expected = translate.translate_tensor(G, to_tensor(on_white).unsqueeze(0))[0]
+    assert (np.asarray(fake.convert("RGB")) == np.asarray(to_image(expected))).all()
+    assert (pixels(tmp_path / "out" / "black.png") == np.asarray(to_image(expected))).all()
+
+
+def test_the_page_enlarges_small_images_with_sharp_pixels_and_shrinks_large_ones(tmp_path):
+    random_image(tmp_path / "small.png", 9, 6)
+    random_image(tmp_path / "large.png", 400, 8)
+    assert run(tmp_path, "--input", tmp_path / "small.png", tmp_path / "large.png") == 0
+    page = (tmp_path / "out" / "index.html").read_text()
+    # 9 pixels wide: 320 // 9 = 35 times, 315 screen pixels, each a sharp square
+    assert page.count('<img src="small.png" width="315" class="pixelated">') == 1
+    assert page.count('width="315" class="pixelated">') == 2  # the input and its output
+    assert page.count('width="320">') == 2  # 400 wide: shrunk, smoothly
+    assert "img.pixelated { image-rendering: pixelated }" in page
+
+
+def test_counts_in_messages_agree_with_their_nouns(tmp_path, capsys):
+    random_image(tmp_path / "one.png", 8, 8)
+    assert run(tmp_path, "--input", tmp_path / "one.png") == 0
+    out = capsys.readouterr().out
+    assert "translating 1 image with" in out and "translated 1 image into" in out
+    random_image(tmp_path / "two.png", 8, 8)
+    assert run(tmp_path, "--input", tmp_path / "one.png", tmp_path / "two.png",
+               "--out", tmp_path / "both") == 0
+    out = capsys.readouterr().out
+    assert "translating 2 images with" in out and "translated 2 images into" in out
 
 
 def test_unreadable_file_is_reported_and_skipped_and_the_rest_translated(tmp_path, capsys):
@@ -383,8 +440,40 @@ def test_the_example_in_docs_runs_and_matches_translate_py(tmp_path):
         assert result.returncode == 0, result.stderr
         run(tmp_path, "--input", tmp_path / "horse.png", "--direction", direction,
             "--out", tmp_path / direction)
-        assert (pixels(tmp_path / f"{direction}.png")
-                == pixels(tmp_path / direction / "horse.png")).all()
+        with Image.open(tmp_path / f"{direction}.png") as mine, \
+                Image.open(tmp_path / direction / "horse.png") as theirs:
+            assert mine.mode == theirs.mode == "RGBA"  # the horse's transparency, kept
+            assert (np.asarray(mine) == np.asarray(theirs)).all()
+
+
+def test_the_example_says_how_to_call_it_and_names_a_missing_checkpoint_in_one_line(tmp_path):
+    def example(*args):
+        return subprocess.run([sys.executable, str(ROOT / "docs" / "example.py"), *map(str, args)],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    for args in ((), ("a.pt", "in.png"), ("a.pt", "in.png", "out.png", "sideways")):
+        r = example(*args)
+        assert (r.returncode, r.stdout, r.stderr) == (
+            2, "", "usage: python docs/example.py CHECKPOINT INPUT OUTPUT [x2y|y2x]\n")
+    r = example("runs/toy/latest.pt", "in.png", "out.png")  # before python train.py
+    assert (r.returncode, r.stderr) == (1, "error: runs/toy/latest.pt: no such file\n")
+
+
+def test_the_example_translates_with_the_quick_starts_toy_checkpoint(tmp_path):
+    # runs/toy/latest.pt as train.py writes it on the toy: its small networks, with the digest
+    torch.manual_seed(0)
+    G, F = Generator(ngf=8, n_blocks=3), Generator(ngf=8, n_blocks=3)
+    (tmp_path / "runs" / "toy").mkdir(parents=True)
+    checkpoints.save_checkpoint(str(tmp_path / "runs" / "toy" / "latest.pt"), {
+        "G": G.state_dict(), "F": F.state_dict(), "epoch": 7,
+        "args": {"ngf": 8, "n_blocks": 3, "crop_size": 32}})
+    random_image(tmp_path / "x.png", 32, 32)
+    r = subprocess.run([sys.executable, str(ROOT / "docs" / "example.py"), "runs/toy/latest.pt",
+                        "x.png", "y.png"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    assert (r.returncode, r.stdout) == (0, "x.png -> y.png\n"), r.stderr
+    x = to_tensor(Image.open(tmp_path / "x.png")).unsqueeze(0)
+    expected = translate.translate_tensor(G.eval(), x)[0]
+    assert (pixels(tmp_path / "y.png") == np.asarray(to_image(expected))).all()
 
 
 # Never lose a user's file, and one-line errors
@@ -463,7 +552,7 @@ def test_a_failed_write_is_one_line_and_leaves_no_half_file(tmp_path, monkeypatc
     with pytest.raises(SystemExit) as e:
         run(tmp_path, "--input", tmp_path / "a.png", tmp_path / "b.png", "--batch_size", 1)
     assert str(e.value) == (f"error: cannot write {tmp_path / 'out' / 'b.png'} (No space left on "
-                            "device); the 1 images before it are complete")
+                            "device); 1 image written before it, complete")
     assert os.listdir(tmp_path / "out") == ["a.png"]  # no b.png, no temporary file
 
 
