@@ -88,6 +88,7 @@ class Run:
         """Save, say how far the run got; the exit status: 0, or 128 + the stopping signal."""
         self.stop.restore()
         self.writer.checkpoint()
+        self.writer.finish(self.stopping)  # the results page: finished, or where it stopped
         done = self.progress["epoch"]
         self.world.say(f"{'finished' if done >= self.n_epochs else 'stopped'} after "
                        f"{self.progress['total_iters'] - self.start_iters} iterations this run "

@@ -160,9 +160,16 @@ def test_a_run_writes_checkpoint_samples_log_curves_and_gallery(tmp_path, data_d
     assert len(rows) == 1 + 2 * 3  # lines at iterations 2, 4 and 5 of each epoch
     html = (out / "index.html").read_text()
     assert "samples/epoch_001.png" in html and "samples/epoch_002.png" in html
+    assert "<b>This run:</b> finished: 2 of 2 epochs" in html  # the page's last state
     log = capsys.readouterr().out
     assert "--lambda_cyc 10.0" in log  # every setting is printed at the start
     assert "epoch 1/2 iter 2/5 | GAN(G)" in log and "s/it | ETA" in log
+
+
+def test_the_page_of_a_run_stopped_early_says_where_it_stopped(tmp_path, data_dir):
+    assert run(tmp_path, "--n_epochs", "1", "--n_epochs_decay", "1", "--max_iters", "7") == 0
+    html = (tmp_path / "run" / "index.html").read_text()
+    assert "<b>This run:</b> stopped at epoch 2 of 2, iteration 2; --resume continues it" in html
 
 
 def weights(path):
