@@ -203,7 +203,8 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 1
     title, functions, _ = ASSIGNMENTS[args.assignment]
-    print(f"assignment {args.assignment} ({title}): {len(functions)} function(s) blanked, "
+    blanked = f"{len(functions)} function{'s' * (len(functions) != 1)} blanked"
+    print(f"assignment {args.assignment} ({title}): {blanked}, "
           f"written to {out}/ (see {out}/README.md)")
     return 0
 

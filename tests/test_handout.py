@@ -246,12 +246,13 @@ def test_every_picture_of_the_handout_is_shown_by_its_reading_and_shows_no_resul
         assert os.path.basename(rel) in shipped, f"{rel}: no file of the handout shows it"
 
 
-def test_the_handout_can_be_shared_as_it_is(tmp_path):
+def test_the_handout_can_be_shared_as_it_is(tmp_path, capsys):
     umask = os.umask(0o022)
     try:
         assert handout.main(["2", "--out", str(tmp_path / "a2")]) == 0
     finally:
         os.umask(umask)
+    assert "(The PatchGAN and its receptive field): 1 function blanked," in capsys.readouterr().out
     paths = [tmp_path / "a2"] + [pathlib.Path(d, name) for d, subdirs, fs in
                                  os.walk(tmp_path / "a2") for name in subdirs + fs]
     wrong = {str(p): oct(p.stat().st_mode & 0o777) for p in paths  # mkdtemp makes 0o700
