@@ -42,8 +42,9 @@ def generator_objective(d_fake_y, d_fake_x, real_x, real_y, rec_x, rec_y, idt_x=
 
     d_fake_y = D_Y(G(x)), d_fake_x = D_X(F(y)); rec_x = F(G(x)), rec_y = G(F(y)); idt_y = G(y),
     idt_x = F(x) (None when lambda_idt is 0, and only then). The identity term is weighted
-    lambda_idt * lambda_cyc, 0.5 * 10 = 5 by default (appendix 7.1). For the ablation of Table 4: lambda_gan = 0 is "cycle
-    alone", lambda_cyc = 0 is "GAN alone", cycle = "forward" or "backward" keeps one cycle term.
+    lambda_idt * lambda_cyc, 0.5 * 10 = 5 by default (appendix 7.1). For the ablation of
+    Table 4: lambda_gan = 0 is "cycle alone", lambda_cyc = 0 is "GAN alone", cycle = "forward"
+    or "backward" keeps one cycle term.
     Returns the total and a dict of its parts, unweighted, for logging.
     """
     parts = {

@@ -187,7 +187,9 @@ def start(args, world, root, out, device):
     if world.restarted:  # torchrun --max-restarts started us again: go on from the last save
         args.resume = os.path.exists(os.path.join(out, "latest.pt"))
     ckpt, old = checkpoints.resume(args, out, device, CHANGEABLE_ON_RESUME)
-    if ckpt is not None and any(getattr(args, k) != old[k] for k in ("lr", "n_epochs", "n_epochs_decay")):
+    changed = ckpt is not None and any(getattr(args, k) != old[k]
+                                       for k in ("lr", "n_epochs", "n_epochs_decay"))
+    if changed:
         done = ckpt["epoch"]  # the schedule is recomputed for the new settings; say what it does
         last = old["lr"] * linear_decay(max(done, 1), old["n_epochs"], old["n_epochs_decay"])
         world.say(f"schedule: --lr {args.lr:g}, {args.n_epochs} epochs constant, then "
