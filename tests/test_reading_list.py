@@ -16,7 +16,8 @@ READING = {  # file: the tests in it that the marker must select (None: every te
     "tests/test_cyclegan.py": None,
     "tests/test_classic_mistakes.py": None,
     "tests/test_data.py": ("test_pool_", "test_dataset_pairs_each_x_with_a_random_y"),
-    "tests/test_train.py": ("test_generator_step_", "test_discriminator_step_"),
+    "tests/test_train.py": ("test_learning_rate_", "test_generator_step_",
+                            "test_discriminator_step_"),
 }
 
 

@@ -18,6 +18,7 @@ from train import discriminator_step, generator_step, linear_decay
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.paper
 @pytest.mark.parametrize("epoch,expected", [
     (1, 1.0),  # constant for the first 100 epochs
     (100, 1.0),
@@ -29,6 +30,7 @@ def test_learning_rate_constant_100_epochs_then_linear_to_zero(epoch, expected):
     assert linear_decay(epoch, 100, 100) == pytest.approx(expected)
 
 
+@pytest.mark.paper
 def test_learning_rate_decays_by_equal_steps():
     steps = [linear_decay(e) - linear_decay(e + 1) for e in range(100, 200)]
     assert steps == pytest.approx([1 / 101] * 100)
