@@ -193,10 +193,10 @@ def test_the_settings_name_the_folder_the_run_wrote_to(tmp_path, capsys):
 
 def test_the_page_names_the_baselines_and_labels_the_grid_columns(tmp_path):
     out = make_run(tmp_path / "run", epochs=(1, 2))
-    report.append_metrics(out, 2, {"L1 G(x) vs y (input)": 1.235, "L1 G(x) vs y (mean y)": 0.285})
+    report.append_metrics(out, 2, {"L1 G(x) vs y (input)": 1.5, "L1 G(x) vs y (mean y)": 0.25})
     report.write_index(out, "toy")
     page = (out / "index.html").read_text()
-    assert "(L1 G(x) vs y: input 1.235, mean y 0.285)" in page
+    assert "(L1 G(x) vs y: input 1.500, mean y 0.250)" in page
     assert "<th>L1 G(x) vs y (input)</th>" not in page  # named once, not a column per epoch
     heads = ("<div class='heads'><span>real_x<br>real_y</span>"
              "<span>fake_y = G(x)<br>fake_x = F(y)</span>"
