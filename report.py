@@ -218,9 +218,9 @@ def plot_losses(log_path, png_path):
 
 def split_baselines(series):
     """({name: points}, {name: {label: latest value}}) from read_metrics' series: a metric named
-    "NAME (label)" beside a metric NAME is a baseline of NAME, a score that learns nothing. The
-    toy's: "L1 G(x) vs y (input)" and "L1 G(x) vs y (mean y)" from evaluate's
-    ground_truth_errors "G input" and "G mean", the numbers the log line prints; F's likewise."""
+    NAME (label) beside a metric NAME is a baseline of NAME, a score that learns nothing. The
+    toy's: L1 G(x) vs y (input) and L1 G(x) vs y (mean y), from ground_truth_errors' G input and
+    G mean, the numbers the log line prints; F's likewise."""
     curves, baselines = {}, {}
     for name, points in series.items():
         m = re.fullmatch(r"(.+) \((.+)\)", name)
