@@ -143,6 +143,8 @@ def scorer(root, crop_size, device, G, F):
 
     def score():
         e = ground_truth_errors(G, F, *pairs)
-        return (f"{len(pairs[0])} test pairs | {format_errors(e)}",
-                {"L1 G(x) vs y": e["G"], "L1 F(y) vs x": e["F"]})
+        return (f"{len(pairs[0])} test pairs | {format_errors(e)}",  # "NAME (label)": a baseline
+                {"L1 G(x) vs y": e["G"], "L1 G(x) vs y (input)": e["G input"],  # of NAME
+                 "L1 G(x) vs y (mean y)": e["G mean"], "L1 F(y) vs x": e["F"],
+                 "L1 F(y) vs x (input)": e["F input"], "L1 F(y) vs x (mean x)": e["F mean"]})
     return score

@@ -92,9 +92,13 @@ def test_a_few_iterations_on_the_toy_train_and_evaluate(tmp_path, capsys, monkey
     assert "2 test pairs | L1 to ground truth" in printed  # and the end
     assert os.path.exists(os.path.join(out, "index.html"))
     metrics = open(os.path.join(out, "metrics.csv")).read().splitlines()  # the page's curve
-    assert metrics[0].startswith("epoch,L1 G(x) vs y,L1 F(y) vs x") and len(metrics) == 3
+    assert metrics[0].startswith(  # each error beside the two baselines the log prints
+        "epoch,L1 G(x) vs y,L1 G(x) vs y (input),L1 G(x) vs y (mean y),L1 F(y) vs x,"
+        "L1 F(y) vs x (input),L1 F(y) vs x (mean x)") and len(metrics) == 3
     page = open(os.path.join(out, "index.html")).read()
     assert "metrics.png" in page and "lambda_cyc" in page  # the curve and the run's settings
+    assert "Dashed: what learning nothing scores" in page  # the baselines on the curve
+    assert "L1 G(x) vs y: input 1." in page and ", mean y 0." in page  # and their values
     # Without the FID network (as if not installed), the toy still has its ground truth.
     monkeypatch.setattr(evaluate.fid.importlib.util, "find_spec", lambda name: None)
     assert evaluate.main([os.path.join(out, "latest.pt")]) == 0
