@@ -133,7 +133,11 @@ def usable_images(folder):
             bad.append(paths.pop(0))
             print(f"warning: skipping {bad[-1]}: cannot decode it ({e})", file=sys.stderr)
     if bad:
-        print(f"warning: skipped {len(bad)} unreadable files in {folder}", file=sys.stderr)
+        files = "file" if len(bad) == 1 else "files"
+        print(f"warning: skipped {len(bad)} unreadable {files} in {folder}", file=sys.stderr)
+    if not paths and len(found) == 1:
+        raise ValueError(f"the one image file in {folder}, {os.path.basename(found[0])}, does "
+                         "not decode: replace it with a readable image")
     if not paths:
         raise ValueError(f"none of the {len(found)} image files in {folder} decodes (the first: "
                          f"{os.path.basename(found[0])}): replace them with readable images")

@@ -216,8 +216,9 @@ def main(argv=None):
                 print(line, flush=True)
                 found.update(values)
             test = cache[root, size][0]
-            add_to_results_page(path, ckpt, found, f"evaluate.py: {root} (testA {len(test['X'])} "
-                                f"+ testB {len(test['Y'])} images at {size}x{size} px)")
+            n_x, n_y = len(test["X"]), len(test["Y"])
+            add_to_results_page(path, ckpt, found, f"evaluate.py: {root} (testA {n_x} + testB "
+                                f"{n_y} image{'' if n_x + n_y == 1 else 's'} at {size}x{size} px)")
     except (ValueError, OSError, RuntimeError) as e:
         raise SystemExit(f"error: {one_line(e)}")
     return 0

@@ -167,7 +167,7 @@ def test_dataset_finds_any_extension_case_in_subfolders_and_skips_broken_files(t
     ds = UnpairedDataset(str(root), "train", 10, 8)
     assert len(ds.paths["X"]) == 3  # a0.jpg, deeper/UPPER.JPG, x.WebP
     err = capsys.readouterr().err
-    assert "broken.png" in err and "skipped 1 unreadable" in err
+    assert "broken.png" in err and "skipped 1 unreadable file in" in err  # "file", not "files"
 
 
 def test_truncated_image_is_reported_and_replaced_when_met(tmp_path, capsys):
@@ -224,6 +224,13 @@ def test_a_domain_where_nothing_decodes_says_so(tmp_path, capsys):
         UnpairedDataset(str(root))
     err = capsys.readouterr().err
     assert "skipping" in err and "a0.jpg" in err and "a1.jpg" in err  # each bad file by name
+
+
+def test_a_domain_of_one_file_that_does_not_decode_names_it(tmp_path, capsys):
+    root = make_dataset(tmp_path, n_a=1, n_b=1)
+    (root / "trainA" / "a0.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(ValueError, match=r"the one image file in .*trainA, a0.jpg, does not "):
+        UnpairedDataset(str(root))
 
 
 def test_data_functions_raise_exceptions_never_system_exit(tmp_path, monkeypatch):
