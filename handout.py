@@ -31,6 +31,8 @@ ASSIGNMENTS = {
         "tests/test_classic_mistakes.py::test_generator_step_asks_D_Y_about_G_x_and_D_X_about_F_y",
         "tests/test_classic_mistakes.py::test_generator_losses_reach_back_into_G_and_F",
         "tests/test_classic_mistakes.py::"
+        "test_every_objective_flag_reaches_the_loss_the_generator_step_minimizes",
+        "tests/test_classic_mistakes.py::"
         "test_discriminator_step_by_value_halved_once_with_each_domains_pool"]),
     2: ("The PatchGAN and its receptive field", [
         ("cyclegan", "receptive_field", "Sec. 4, appendix 7.2"),
@@ -47,7 +49,9 @@ ASSIGNMENTS = {
         ("losses", "generator_objective", "Eq. 3, Sec. 5.1, Table 4"),
     ], ["tests/test_losses.py::test_table4_ablations_drop_the_right_terms",
         "tests/test_losses.py::test_full_objective_is_eq3_plus_half_lambda_identity",
-        "tests/test_losses.py::test_objective_without_identity_is_plain_eq3"]),
+        "tests/test_losses.py::test_objective_without_identity_is_plain_eq3",
+        "tests/test_classic_mistakes.py::"
+        "test_every_objective_flag_reaches_the_loss_the_generator_step_minimizes"]),
     5: ("The identity loss and colour preservation", [
         ("losses", "identity_loss", "Sec. 5.2"),
         ("train", "generator_step", "Eq. 3, Sec. 5.2"),
@@ -56,7 +60,9 @@ ASSIGNMENTS = {
         "tests/test_train.py::test_generator_step_wires_each_network_to_its_domain",
         "tests/test_train.py::test_generator_step_leaves_the_discriminators_untouched",
         "tests/test_classic_mistakes.py::test_generator_step_asks_D_Y_about_G_x_and_D_X_about_F_y",
-        "tests/test_classic_mistakes.py::test_generator_losses_reach_back_into_G_and_F"]),
+        "tests/test_classic_mistakes.py::test_generator_losses_reach_back_into_G_and_F",
+        "tests/test_classic_mistakes.py::"
+        "test_every_objective_flag_reaches_the_loss_the_generator_step_minimizes"]),
     6: ("A real dataset on a GPU, and what fails", [], []),
 }
 
