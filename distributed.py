@@ -7,13 +7,19 @@ is one pool shared by all, and all ranks agree, step by step, on the losses, on 
 to stop.
 Rank 0 alone writes files. docs/running.md, "Several GPUs and machines", says what is tested.
 """
+import ctypes
+import datetime
+import hashlib
 import math
 import os
 import signal
 import sys
+import time
 
 import torch
 import torch.distributed as dist
+
+import data
 
 
 def pick_device(args):
@@ -47,6 +53,9 @@ class World:
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+        self.launched = "TORCHELASTIC_RUN_ID" in os.environ  # started by torchrun, any size
+        self.device, self.timeout, self.broken = torch.device("cpu"), None, False
+        self.last_save = lambda: "Nothing was saved in this run yet."  # Run says more
 
     @property
     def is_main(self):
@@ -70,15 +79,46 @@ class World:
             raise ValueError(f"--device {device}: under torchrun use --cuda or the CPU")
         return device
 
-    def start(self, device):
-        """Join the process group: NCCL between GPUs, gloo between CPU processes."""
+    def start(self, device, timeout):
+        """Join the process group: NCCL between GPUs, gloo between CPU processes. A rank that
+        waits more than `timeout` seconds for the others at one exchange raises (see lost)."""
+        if self.launched:
+            stop_with_launcher()
         if self.size == 1:
             return
+        self.device, self.timeout = device, timeout
+        limit = datetime.timedelta(seconds=timeout)
         if device.type == "cuda":
             torch.cuda.set_device(device)
-            dist.init_process_group("nccl", device_id=device)
+            dist.init_process_group("nccl", device_id=device, timeout=limit)
         else:
-            dist.init_process_group("gloo")
+            dist.init_process_group("gloo", timeout=limit)
+
+    def check_same(self, root, args):
+        """Refuse to train unless every rank lists the same image files in root's two training
+        folders and has the same flags (but --num_workers): ranks that read different files
+        would train apart without a word, or hang at an epoch's end."""
+        if self.size == 1:
+            return
+        folders = data.split_folders(root, "train")[:2]
+        facts = {**{f"images in {d}": listing(f) for d, f in zip("XY", folders)},
+                 **{f"--{k}": v for k, v in vars(args).items()
+                    if k not in ("explicit", "num_workers")}}
+        every = [None] * self.size
+        dist.all_gather_object(every, facts)
+        for rank, theirs in enumerate(every):
+            for key, ours in every[0].items():
+                if theirs.get(key) == ours:
+                    continue
+                if key.startswith("--"):
+                    what = f"rank {rank} has {key} {theirs.get(key)}, rank 0 {key} {ours}"
+                elif theirs[key][0] != ours[0]:
+                    what = f"rank {rank} sees {theirs[key][0]} {key}, rank 0 sees {ours[0]}"
+                else:
+                    what = (f"rank {rank} sees {ours[0]} {key} as rank 0 does, but with other "
+                            "file names")
+                raise ValueError(f"{what}: every process must see the same dataset and flags "
+                                 "(on several machines: the same files at the same path)")
 
     def check_batch(self, batch_size):
         if batch_size % self.size:
@@ -86,7 +126,7 @@ class World:
                              f"among the {self.size} processes: use a multiple of {self.size}")
 
     def close(self):
-        if dist.is_initialized():
+        if dist.is_initialized() and not self.broken:  # broken: another rank is lost
             dist.destroy_process_group()
 
     def wrap(self, net):
@@ -133,6 +173,66 @@ class World:
         return dict(zip(parts, losses)), finite == 1 and all(map(math.isfinite, losses)), \
             stopping > 0
 
+    def stopped_by(self, stop):
+        """Why the run stops, from every rank's StopFlag: 'SIGTERM to rank 1', 'SIGINT', ..."""
+        codes = [-1 if stop.orphaned else stop.signum]  # -1: the launcher died
+        if self.size > 1:
+            codes = self.gather(torch.tensor(codes, device=self.device)).tolist()
+        named = {}
+        for rank, code in enumerate(codes):
+            if code:
+                named.setdefault(code, []).append(rank)
+        return ", ".join(("torchrun, the launcher, died" if code < 0 else
+                          signal.Signals(code).name)
+                         + (f" to rank {', '.join(map(str, ranks))}"
+                            if len(ranks) < self.size else "")
+                         for code, ranks in named.items())
+
+    def lost(self, error, grace=5.0):
+        """After an exchange failed (gloo's and NCCL's errors are RuntimeErrors): one line on
+        which rank stopped answering or ended, for the lowest rank still running to print, and
+        None on the others. Gloo's error names no rank, so each rank still running writes its
+        rank into the store the ranks share (torchrun's), waits `grace` seconds for the others,
+        and reads who is missing. Raises `error` again if it is not a failed exchange."""
+        text = str(error)
+        if self.size == 1 or not any(w in text for w in (
+                "Timed out", "timed out", "Connection", "connection", "closed", "reset",
+                "Broken pipe", "NCCL", "gloo")):
+            raise error
+        self.broken, how = True, f"answered nothing for {self.timeout:g} s (--timeout)"
+        if "imed out" not in text:
+            how = "ended (a crash, a kill, or the out-of-memory killer?)"
+        try:
+            store = dist.distributed_c10d._get_default_store()
+            store.set_timeout(datetime.timedelta(seconds=grace))
+            store.set(f"running after the failure/{self.rank}", "1")
+            deadline = time.monotonic() + grace
+            while True:
+                running = [r for r in range(self.size)
+                           if store.check([f"running after the failure/{r}"])]
+                if len(running) == self.size or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        except Exception:  # the store is gone too: its host (torchrun, or rank 0) is lost
+            return (f"rank {self.rank}: another rank {how}, and which one cannot be told: the "
+                    "store the ranks share does not answer either")
+        if self.rank != running[0] or store.check(["reported"]):
+            return None  # another rank says it, or rank 0 ended with its own error line
+        missing = [r for r in range(self.size) if r not in running]
+        if not missing:
+            return f"an exchange between the ranks failed ({first_line(text)})"
+        return f"rank{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} {how}"
+
+    def reported(self):
+        """Rank 0 printed an error and ends: the others, losing it, need not say so (lost)."""
+        if self.size > 1 and dist.is_initialized():
+            try:
+                store = dist.distributed_c10d._get_default_store()
+                store.set_timeout(datetime.timedelta(seconds=5))
+                store.set("reported", "1")
+            except Exception:
+                pass  # the store is gone: the others may say that rank 0 ended
+
     def gather(self, images):
         """The images of every rank, concatenated in rank order: the whole global batch."""
         if self.size == 1:
@@ -170,14 +270,36 @@ class SharedPool:
         return out[self.world.rank * n:(self.world.rank + 1) * n]
 
 
+def first_line(text):
+    """The first line of an error's text, without gloo's source file prefix."""
+    return text.strip().split("\n")[0].split("] ", 1)[-1]
+
+
+def listing(folder):
+    """How many image files a folder holds and a digest of their names (World.check_same)."""
+    names = sorted(os.path.relpath(p, folder) for p in data.find_images(folder))
+    return len(names), hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+def stop_with_launcher():
+    """Under torchrun, on Linux: when the launcher dies (the out-of-memory killer, a scheduler's
+    SIGKILL), the system sends this process SIGTERM, which StopFlag turns into finishing the
+    step and saving. Workers run in sessions of their own: nothing else would tell them."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
 class StopFlag:
     """Ctrl-C, SIGTERM or a closed terminal (SIGHUP) asks the loop to finish its step and save;
-    a second Ctrl-C quits at once. The flag is agreed on by all ranks in each step's average."""
+    a second Ctrl-C quits at once. The flag is agreed on by all ranks in each step's average.
+    A SIGTERM after this process's parent changed comes from stop_with_launcher."""
 
     SIGNALS = [s for s in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, s)]
 
     def __init__(self, quiet=False):
-        self.signum, self.quiet = 0, quiet  # quiet: ranks other than 0 say nothing
+        self.signum, self.quiet = 0, quiet  # quiet: Run says it once the ranks agree
+        self.parent, self.orphaned = os.getppid(), False
         self.saved = {}
         for name in self.SIGNALS:
             s = getattr(signal, name)
@@ -197,6 +319,7 @@ class StopFlag:
         if self.stop:
             raise KeyboardInterrupt
         self.signum = signum
+        self.orphaned = os.getppid() != self.parent
         if signum == getattr(signal, "SIGHUP", None) and sys.stdout.isatty():
             sys.stdout = sys.stderr = open(os.devnull, "w")  # the terminal is gone: printing
             # to it would fail before the save

@@ -5,6 +5,7 @@ saves every --save_every iterations, and stops at --max_iters or on Ctrl-C; at e
 it writes the samples and checkpoints (report.RunWriter, checkpoints.py).
 """
 import math
+import shutil
 import signal
 
 import torch
@@ -28,7 +29,7 @@ class Run:
         self.n_epochs = args.n_epochs + args.n_epochs_decay
         self.per_epoch = math.ceil(len(self.dataset) / args.batch_size)
         self.last_iter = min(args.max_iters or math.inf, self.n_epochs * self.per_epoch)
-        self.start_iters, self.stopping = progress["total_iters"], False
+        self.start_iters, self.stopping, self.why = progress["total_iters"], False, ""
         score = toy.scorer(root, args.crop_size, device, *networks[:2]) if world.is_main else None
 
         def state():  # the checkpoint: one dict, the same on every rank (checked)
@@ -43,7 +44,8 @@ class Run:
         world.say(f"{len(self.dataset.paths['X'])} images in X, {len(self.dataset.paths['Y'])} "
                   f"in Y ({self.dataset.layout}): {self.per_epoch} iterations per epoch, "
                   f"{self.n_epochs} epochs; writing to {out}/")
-        self.stop = distributed.StopFlag(quiet=not world.is_main)
+        world.last_save = self.writer.last_save  # for the line that says a rank was lost
+        self.stop = distributed.StopFlag(quiet=world.size > 1)  # then said once agreed on
 
     def batches(self, epoch):
         """Step (1): this rank's share of each batch of the epoch, from where a resumed run
@@ -71,9 +73,13 @@ class Run:
                              f"{self.writer.last_save()} Try a smaller --lr.")
         progress["iter"] += 1
         progress["total_iters"] += 1
+        if self.stopping:  # every rank at this step: which signal, sent to which rank
+            self.why = self.world.stopped_by(self.stop)
+            if self.world.size > 1:
+                self.world.say(f"stopping ({self.why}): every process ends after this step")
         self.writer.log(values, epoch, self.n_epochs, self.per_epoch, lr, self.last_iter)
         if progress["total_iters"] % self.args.save_every == 0:
-            self.writer.checkpoint()
+            self.saving(self.writer.checkpoint)
         return self.stopping or progress["total_iters"] >= self.last_iter
 
     def end_of_epoch(self, epoch):
@@ -81,16 +87,36 @@ class Run:
         if self.progress["iter"] < self.per_epoch:  # stopped inside the epoch
             return False
         self.progress["epoch"], self.progress["iter"] = epoch, 0
-        self.writer.end_of_epoch(epoch, self.n_epochs)
+        self.saving(self.writer.end_of_epoch, epoch, self.n_epochs)
         return not self.stopping and self.progress["total_iters"] < self.last_iter
 
     def finish(self):
-        """Save, say how far the run got; the exit status: 0, or 128 + the stopping signal."""
+        """Save, say how far the run got; the exit status: 0, or 128 + the stopping signal.
+        Under torchrun a stop exits 0 on every rank: torchrun then ends the job as done, where a
+        failure would be restarted (--max-restarts) and the stop undone."""
         self.stop.restore()
-        self.writer.checkpoint()
+        self.saving(self.writer.checkpoint)
         self.writer.finish(self.stopping)  # the results page: finished, or where it stopped
         done = self.progress["epoch"]
-        self.world.say(f"{'finished' if done >= self.n_epochs else 'stopped'} after "
+        self.world.say(f"{'finished' if done >= self.n_epochs else 'stopped'}"
+                       f"{f' ({self.why})' if self.why else ''} after "
                        f"{self.progress['total_iters'] - self.start_iters} iterations this run "
-                       f"({done} epochs done); {self.writer.summary()}")
-        return 128 + (self.stop.signum or signal.SIGINT) if self.stopping else 0
+                       f"({done} epochs done); {self.writer.summary()}"
+                       + ("\nthe same command with --resume continues it" if self.why else ""))
+        if not self.stopping or self.world.launched:
+            return 0
+        return 128 + (self.stop.signum or signal.SIGINT)
+
+    def saving(self, write, *args):
+        """write(*args), which writes files on rank 0; when it fails on a full disk, say so (torch
+        says 'unexpected pos' where it could not write a checkpoint)."""
+        try:
+            return write(*args)
+        except OSError as e:
+            need = 3 * sum(p.numel() * p.element_size()  # weights, Adam's two averages
+                           for net in self.networks[:4] for p in net.parameters())
+            free = shutil.disk_usage(self.writer.out).free
+            if free >= need:
+                raise
+            raise OSError(f"the disk holding {self.writer.out} is full ({free / 1e6:.1f} MB free; "
+                          f"a checkpoint takes about {need / 1e6:.1f} MB): {e}") from None

@@ -150,24 +150,51 @@ def main(argv=None):
     """The command line: train, and end any error as one line, `error: ...`, exit status 1."""
     args = parse_args(argv)
     world = distributed.World()  # one process, unless started by torchrun
+    out = before = None
     try:
         root, out, device = prepare(args, world)
+        before = os.listdir(out) if os.path.isdir(out) else None  # what a refusal leaves
         with checkpoints.FolderLock(out, world.is_main):  # one run per output folder
             world.barrier()
             status = start(args, world, root, out, device)
             world.barrier()  # every rank done (rank 0 saving last) before the group closes
             return status
     except (OSError, ValueError, distributed.Diverged) as e:
+        if world.is_main:
+            tidy(out, before)
+            world.reported()  # the other ranks need not say that rank 0 ended
         raise SystemExit(f"error: {e}" if world.is_main else 1) from None
+    except RuntimeError as e:  # an exchange between the ranks failed (another rank was lost)
+        if world.size == 1:
+            raise
+        lost = world.lost(e)  # said by one rank only; raises e again if it was not that
+        if lost:
+            world.reported()  # and by no other rank later (one that was stopped and goes on)
+        raise SystemExit(f"error: {lost}. {world.last_save()}" if lost else 1) from None
     finally:
         world.close()
+
+
+def tidy(out, before):
+    """Remove what a refused run made in --out (the folder, samples/, train.lock), if it wrote
+    nothing else: a refusal leaves --out as it was (`before`: its names, None: no folder)."""
+    if out is None or not os.path.isdir(out):
+        return
+    made = set(os.listdir(out)) - set(before or ())
+    samples = os.path.join(out, "samples")
+    if made - {"samples", "train.lock"} or ("samples" in made and os.listdir(samples)):
+        return
+    for name in made:
+        (os.rmdir if name == "samples" else os.remove)(os.path.join(out, name))
+    if before is None:
+        os.rmdir(out)
 
 
 def prepare(args, world):
     """The dataset folder (the toy drawn once, its defaults taken), the output folder, the
     device."""
     device = world.own_device(distributed.pick_device(args))
-    world.start(device)
+    world.start(device, args.timeout)
     torch.backends.cudnn.benchmark = True  # same sizes every step: let cuDNN pick kernels once
     root = resolve_dataroot(args.dataroot) if world.is_main else None  # draws the toy once
     world.barrier()
@@ -179,6 +206,8 @@ def prepare(args, world):
         world.say("toy domains: flags not given take the toy's defaults, not the paper's: "
                   + " ".join(f"--{k} {v}" for k, v in defaults.items()))
     args.out = args.out or os.path.join("runs", os.path.basename(os.path.normpath(root)))
+    world.check_batch(args.batch_size)  # refusals before --out is made; again after --resume
+    world.check_same(root, args)  # every rank: the same image files, the same flags
     return root, args.out, device
 
 
@@ -267,6 +296,9 @@ def parse_args(argv=None):
     a("--print_every", type=int, default=100, help="iterations between log lines")
     a("--save_every", type=int, default=1000, help="iterations between saves of latest.pt")
     a("--save_epoch_freq", type=int, default=10, help="keep a checkpoint copy every N epochs")
+    a("--timeout", type=float, default=600, help="under torchrun: seconds a process waits for "
+      "the others at one exchange before the run ends with an error naming the process that "
+      "stopped answering; it must cover rank 0's slowest save of latest.pt")
     a("--n_samples", type=int, default=3, help="test images per domain in each sample grid")
     args = p.parse_args(argv)
     check_args(p, args)
@@ -302,6 +334,8 @@ def check_args(p, args):
         p.error(f"--beta1 {args.beta1}: Adam's beta1 lies in [0, 1), e.g. 0.5")
     if args.max_iters is not None and args.max_iters < 1:
         p.error(f"--max_iters {args.max_iters}: must be at least 1")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        p.error(f"--timeout {args.timeout}: must be a positive number of seconds, e.g. 600")
 
 
 # The toy domains' settings, for flags not given: not the paper's, but small enough that plain
@@ -314,7 +348,8 @@ TOY_DEFAULTS = {"load_size": 32, "crop_size": 32, "ngf": 8, "n_blocks": 3, "ndf"
 
 # Flags that may change when a run is resumed; the others must stay as the checkpoint has them.
 CHANGEABLE_ON_RESUME = ("dataroot", "max_iters", "print_every", "save_every", "save_epoch_freq",
-                        "n_epochs", "n_epochs_decay", "lr", "n_samples", "amp", "compile")
+                        "n_epochs", "n_epochs_decay", "lr", "n_samples", "amp", "compile",
+                        "timeout")
 
 
 if __name__ == "__main__":

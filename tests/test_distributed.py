@@ -1,19 +1,29 @@
 """Worked examples for distributed.py: torchrun with 2 CPU processes (gloo) trains the same model
 as one process with the same global batch, a checkpoint resumes with another number of processes,
-the batch split, the shared pool, stopping together, and the guard against diverged ranks."""
+the batch split, the shared pool, stopping together, and the guard against diverged ranks; then
+faults: a rank that stops answering, ranks that see other files, a killed torchrun, a stop sent to
+one process, and refusals that leave --out as it was."""
+import argparse
 import csv
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
+import types
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+import checkpoints
 import distributed
+import run
+import train
 from cyclegan import Discriminator, Generator
 from data import ImagePool
 from test_train import TINY, make_images
@@ -52,9 +62,9 @@ def train_py_in_float64(tmp, patch=""):
     return str(script)
 
 
-def launch(data, out, nproc, *flags, script=None, timeout=240):
+def launch(data, out, nproc, *flags, script=None, timeout=240, status=0):
     """train.py (or `script`) in one process, or under torchrun with nproc processes; returns
-    what it printed."""
+    what it printed (stdout; with stderr after it when status is not 0)."""
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                  str(nproc)] if nproc > 1 else [sys.executable])
     cmd = [*launcher, script or os.path.join(ROOT, "train.py"), "--dataroot", str(data), "--out",
@@ -62,8 +72,8 @@ def launch(data, out, nproc, *flags, script=None, timeout=240):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=timeout)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    assert (done.returncode == 0) == (status == 0), done.stdout + done.stderr
+    return done.stdout if status == 0 else done.stdout + done.stderr
 
 
 NETS = {"G": Generator(ngf=4, n_blocks=1), "F": Generator(ngf=4, n_blocks=1),
@@ -232,7 +242,7 @@ def test_the_global_batch_must_divide_among_the_processes():
     w.check_batch(8)
 
 
-def _pool_worker(rank, port, result):
+def _pool_worker(rank, port, result, root):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
                       RANK=str(rank))
     dist.init_process_group("gloo", rank=rank, world_size=2)
@@ -247,14 +257,21 @@ def _pool_worker(rank, port, result):
         result[f"diverged {rank}"] = ""
     except distributed.Diverged as e:
         result[f"diverged {rank}"] = str(e)
+    # the same files; --num_workers may differ, --lr may not
+    args = argparse.Namespace(lr=2e-4 * (1 + 4 * rank), num_workers=rank, explicit=[])
+    try:
+        world.check_same(root, args)
+    except ValueError as e:
+        result[f"flags {rank}"] = str(e)
     dist.destroy_process_group()
 
 
-def test_shared_pool_is_one_pool_and_diverged_ranks_stop():
+def test_shared_pool_is_one_pool_and_diverged_ranks_stop_and_so_do_other_flags(tmp_path):
     port = 29500 + os.getpid() % 1000
+    data = make_images(tmp_path / "data", n=2)
     with mp.Manager() as manager:
         result = manager.dict()
-        mp.spawn(_pool_worker, args=(port, result), nprocs=2)
+        mp.spawn(_pool_worker, args=(port, result, str(data)), nprocs=2)
         result = dict(result)
     # One process with the batches [0, 1], [10, 11], [20, 21], [30, 31] and one pool of 2:
     single = ImagePool(2, seed=0)
@@ -264,6 +281,9 @@ def test_shared_pool_is_one_pool_and_diverged_ranks_stop():
     got = [v for s in range(4) for v in (result[0][s], result[1][s])]  # rank 0's, then rank 1's
     assert got == expected, "each rank must get its share of what ONE pool returns"
     assert "weights have diverged" in result["diverged 0"] and result["diverged 1"]
+    assert result["flags 0"] == result["flags 1"] == (
+        "rank 1 has --lr 0.001, rank 0 --lr 0.0002: every process must see the same dataset "
+        "and flags (on several machines: the same files at the same path)")
 
 
 def test_ctrl_c_under_torchrun_stops_every_rank_at_one_step_and_saves_once(tmp_path):
@@ -284,8 +304,8 @@ def test_ctrl_c_under_torchrun_stops_every_rank_at_one_step_and_saves_once(tmp_p
         if p.poll() is None:  # never leave workers behind: SIGINT reaches them through torchrun
             p.send_signal(signal.SIGINT)
             p.wait(60)
-    assert out.count("stopping: finishing this step") >= 1
-    assert out.count("stopped after") == 1, out  # rank 0 alone reports and saves
+    assert out.count("stopping (SIGINT): every process ends after this step") == 1, out
+    assert out.count("stopped (SIGINT) after") == 1, out  # rank 0 alone reports and saves
     ckpt = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
     assert ckpt["total_iters"] >= 2
     assert not [f for f in os.listdir(tmp_path / "run") if f.endswith(".tmp")]
@@ -307,19 +327,18 @@ if os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0" and os.environ["RANK
 """
 
 
-def test_an_elastic_restart_resumes_from_the_last_checkpoint(tmp_path):
-    data = make_images(tmp_path / "data", n=5)
+def test_an_elastic_restart_resumes_from_the_last_checkpoint(runs, tmp_path):
+    tmp, data, _ = runs
     script = train_py_in_float64(tmp_path, CRASH_ONCE_AT_STEP_4)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "--max-restarts", "1", script, "--dataroot", str(data), "--out",
-           str(tmp_path / "run"), *FLAGS, "--save_every", "2", "--max_iters", "6"]
+           str(tmp_path / "run"), *FLAGS, "--save_every", "2", "--max_iters", "5"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "resumed" in done.stdout and "1 epochs and 0 iterations done" in done.stdout  # step 3
-    launch(data, tmp_path / "whole", 2, "--save_every", "2", "--max_iters", "6",
-           script=train_py_in_float64(tmp_path))
-    same_networks(torch.load(tmp_path / "whole" / "latest.pt", weights_only=True),
+    # the same as the uninterrupted 2-process run of 5 steps (saving more often changes nothing)
+    same_networks(torch.load(tmp / "run2" / "latest.pt", weights_only=True),
                   torch.load(tmp_path / "run" / "latest.pt", weights_only=True))
 
 
@@ -329,3 +348,174 @@ def test_mixed_precision_works_under_torchrun(tmp_path):
     assert "epoch 1/200 iter 2/3" in out
     ckpt = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
     assert ckpt["total_iters"] == 2 and ckpt["args"]["amp"]
+
+
+# ---- Faults: what a user reads, and what is left, when a process or torchrun goes wrong ----
+
+WRITE_PID = """
+import os
+with open(os.path.join({folder!r}, "rank" + os.environ["RANK"] + ".pid"), "w") as f:
+    f.write(str(os.getpid()))
+"""
+
+
+def workers(out):
+    """The ids of processes whose command line names `out` (torchrun and its workers)."""
+    found = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout
+    return [int(pid) for pid in found.split()]
+
+
+class Job:
+    """torchrun with 2 processes in the background (its output read line by line as it comes);
+    on leaving, everything still running that names --out is killed: torchrun's process group,
+    and each worker's (torchrun starts each worker in a session of its own)."""
+
+    def __init__(self, tmp, data, *flags, launcher=(), env=()):
+        self.tmp, self.out = tmp, tmp / "run"
+        script = train_py_in_float64(tmp, WRITE_PID.format(folder=str(tmp)))
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+               "2", *launcher, script, "--dataroot", str(data), "--out", str(self.out), *FLAGS,
+               *flags]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **dict(env)}
+        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, cwd=ROOT, env=env, start_new_session=True)
+        self.lines, self.text = queue.Queue(), ""
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.put(line)
+        self.lines.put(None)  # every writer of the pipe (torchrun, the workers) is gone
+
+    def wait_for(self, start, timeout):
+        """Read until a line starting with `start`; returns that line."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            assert line is not None, f"ended before {start!r}:\n{self.text}"
+            self.text += line
+            if line.startswith(start):
+                return line
+
+    def rest(self, timeout):
+        """Everything until no process writes to the pipe any more; then torchrun's status."""
+        deadline = time.monotonic() + timeout
+        while (line := self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))):
+            self.text += line
+        return self.p.wait(max(deadline - time.monotonic(), 0.01))
+
+    def pid(self, rank):
+        return int((self.tmp / f"rank{rank}.pid").read_text())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for pid in [self.p.pid] + workers(self.out):
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        self.p.wait(30)
+
+
+def test_a_rank_that_stops_answering_ends_the_job_within_the_timeout_naming_it(tmp_path):
+    data = make_images(tmp_path / "data", n=5)
+    with Job(tmp_path, data, "--timeout", "10", "--max_iters", "500") as job:
+        job.wait_for("epoch 2/200 iter 1/3", 120)  # after the first epoch's save
+        os.kill(job.pid(1), signal.SIGSTOP)  # a hung GPU, a dead network file system
+        stopped = time.monotonic()
+        line = job.wait_for("error:", 60)
+        waited = time.monotonic() - stopped
+        assert line.startswith("error: rank 1 answered nothing for 10 s (--timeout). "), line
+        assert f"{job.out}/latest.pt holds the last good state, from iteration 3" in line
+        assert 10 <= waited <= 10 + 5 + 10, waited  # --timeout, 5 s to learn who, a loaded CPU
+        # torchrun now sends the stopped process SIGTERM, and SIGKILL 30 s later; not to wait,
+        # let it go on: it finds rank 0 gone, and must not say so (rank 0 has said what matters)
+        os.kill(job.pid(1), signal.SIGCONT)
+        assert job.rest(20) != 0
+    assert job.text.count("error:") == 1, job.text
+    assert "train.py" not in job.text.split("error:")[1], job.text  # no traceback of ours
+    assert checkpoints.load_checkpoint(str(job.out / "latest.pt"))["total_iters"] == 3
+    assert workers(job.out) == []
+
+
+HIDE_A_FILE_ON_RANK_1 = """
+import os
+import data
+if os.environ["RANK"] == "1":  # rank 1 reads a copy of the dataset that lacks one image of X
+    find_images = data.find_images
+    data.find_images = lambda folder: find_images(folder)[:-1 if "trainA" in folder else None]
+"""
+
+
+def test_ranks_that_see_other_files_are_refused_before_out_is_made(tmp_path):
+    data = make_images(tmp_path / "data", n=5)
+    script = train_py_in_float64(tmp_path, HIDE_A_FILE_ON_RANK_1)
+    out = launch(data, tmp_path / "run", 2, "--max_iters", "3", script=script, status=1)
+    assert "error: rank 1 sees 4 images in X, rank 0 sees 5: every process must see the same " \
+        "dataset and flags" in out, out
+    assert out.count("error:") == 1 and "Traceback (most recent call last):\n  File \"" + \
+        ROOT not in out
+    assert not (tmp_path / "run").exists()  # a refusal leaves nothing behind
+
+
+def test_a_refused_launch_leaves_out_as_it_was(tmp_path, monkeypatch):
+    data = make_images(tmp_path / "data", n=5)
+    # rank 0 of 2, without the exchanges: --batch_size 3 does not divide among 2 processes
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(distributed.World, "start", lambda self, *a: None)
+    monkeypatch.setattr(distributed.World, "barrier", lambda self: None)
+    for before in ([], ["notes.txt"]):  # no folder yet; a folder with a file of the user's
+        out = tmp_path / f"run{len(before)}"
+        for name in before:
+            out.mkdir()
+            (out / name).write_text("mine")
+        with pytest.raises(SystemExit, match="error: --batch_size 3 is the global batch .* "
+                                             "multiple of 2"):
+            train.main(["--dataroot", str(data), "--out", str(out), *TINY, "--batch_size", "3"])
+        assert (sorted(os.listdir(out)) if out.exists() else []) == before
+
+
+def test_killing_torchrun_stops_its_workers_which_save_once(tmp_path):
+    data = make_images(tmp_path / "data", n=5)
+    with Job(tmp_path, data, "--n_epochs", "10000") as job:  # minutes, if nothing stops it
+        job.wait_for("epoch 1/10100 iter 2/3", 120)
+        os.kill(job.p.pid, signal.SIGKILL)  # the out-of-memory killer, a scheduler
+        job.rest(60)  # the workers end (or this times out)
+    assert "stopped (torchrun, the launcher, died) after" in job.text, job.text
+    ckpt = checkpoints.load_checkpoint(str(job.out / "latest.pt"))  # whole: its digest checked
+    assert 2 <= ckpt["total_iters"] < 100
+    assert not [f for f in os.listdir(job.out) if f.endswith(".tmp")]
+    assert workers(job.out) == []
+
+
+def test_sigterm_to_one_process_ends_the_job_even_with_max_restarts(tmp_path):
+    data = make_images(tmp_path / "data", n=5)
+    with Job(tmp_path, data, "--max_iters", "8", launcher=["--max-restarts", "1"],
+             env={"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}) as job:
+        job.wait_for("epoch 1/200 iter 2/3", 120)
+        os.kill(job.pid(1), signal.SIGTERM)  # a scheduler preempting one task
+        status = job.rest(120)
+    # a deliberate stop: every process exits 0, so torchrun ends the job instead of restarting it
+    assert status == 0, job.text
+    assert job.text.count("stopping (SIGTERM to rank 1): every process ends after this step") \
+        == 1, job.text
+    assert "stopped (SIGTERM to rank 1) after" in job.text and "resumed" not in job.text
+    assert 2 <= torch.load(job.out / "latest.pt", weights_only=True)["total_iters"] < 8
+
+
+def test_a_save_that_fails_on_a_full_disk_says_so(tmp_path, monkeypatch):
+    def write():  # what torch.save's failure becomes in checkpoints.save_checkpoint
+        raise OSError("could not write run/latest.pt (unexpected pos 713600 vs 713492)")
+    fake = types.SimpleNamespace(networks=[torch.nn.Linear(100, 100)] * 4,  # 4 x 40400 bytes
+                                 writer=types.SimpleNamespace(out=str(tmp_path)))
+    # 3 x (4 x 40400) bytes = 0.48 MB for weights and Adam's two averages; 0.1 MB free
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: types.SimpleNamespace(free=100_000))
+    with pytest.raises(OSError, match=r"the disk holding .* is full \(0.1 MB free; a checkpoint "
+                                      r"takes about 0.5 MB\): could not write"):
+        run.Run.saving(fake, write)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: types.SimpleNamespace(free=10**9))
+    with pytest.raises(OSError, match="^could not write"):  # room enough: another cause
+        run.Run.saving(fake, write)
