@@ -441,6 +441,21 @@ def test_a_rank_that_stops_answering_ends_the_job_within_the_timeout_naming_it(t
     assert workers(job.out) == []
 
 
+def test_a_killed_rank_is_one_line_from_the_rank_left(tmp_path):
+    data = make_images(tmp_path / "data", n=5)
+    with Job(tmp_path, data, "--max_iters", "500") as job:
+        job.wait_for("epoch 2/200 iter 1/3", 120)
+        os.kill(job.pid(1), signal.SIGKILL)  # the out-of-memory killer picks rank 1
+        assert job.rest(60) != 0
+    # gloo's error (a 20-line traceback) becomes one line; torchrun's own report follows it
+    lines = [line for line in job.text.splitlines() if "error" in line.lower()]
+    assert lines[0] == ("error: rank 1 ended (a crash, a kill, or the out-of-memory killer?). "
+                        f"{job.out}/latest.pt holds the last good state, from iteration 3: go "
+                        "on from it with --resume."), job.text
+    assert job.text.count("error:") == 1 and "stopping" not in job.text, job.text
+    assert "train.py" not in job.text.split("error:")[1], job.text  # no traceback of ours
+
+
 HIDE_A_FILE_ON_RANK_1 = """
 import os
 import data
