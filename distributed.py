@@ -175,7 +175,7 @@ class World:
 
     def stopped_by(self, stop):
         """Why the run stops, from every rank's StopFlag: 'SIGTERM to rank 1', 'SIGINT', ..."""
-        codes = [-1 if stop.orphaned else stop.signum]  # -1: the launcher died
+        codes = [-1 if stop.stop and stop.orphaned else stop.signum]  # -1: launcher died
         if self.size > 1:
             codes = self.gather(torch.tensor(codes, device=self.device)).tolist()
         named = {}
@@ -292,14 +292,15 @@ def stop_with_launcher():
 
 class StopFlag:
     """Ctrl-C, SIGTERM or a closed terminal (SIGHUP) asks the loop to finish its step and save;
-    a second Ctrl-C quits at once. The flag is agreed on by all ranks in each step's average.
-    A SIGTERM after this process's parent changed comes from stop_with_launcher."""
+    a second Ctrl-C quits at once, and other signals again change nothing (the system may send
+    stop_with_launcher's SIGTERM more than once). The flag is agreed on by all ranks in each
+    step's average."""
 
     SIGNALS = [s for s in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, s)]
 
     def __init__(self, quiet=False):
         self.signum, self.quiet = 0, quiet  # quiet: Run says it once the ranks agree
-        self.parent, self.orphaned = os.getppid(), False
+        self.parent = os.getppid()
         self.saved = {}
         for name in self.SIGNALS:
             s = getattr(signal, name)
@@ -311,15 +312,21 @@ class StopFlag:
     def stop(self):
         return self.signum != 0
 
+    @property
+    def orphaned(self):
+        """This process's parent has died: the stop comes from stop_with_launcher."""
+        return os.getppid() != self.parent
+
     def restore(self):
         for s, handler in self.saved.items():
             signal.signal(s, handler)
 
     def handle(self, signum, frame):
         if self.stop:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
         self.signum = signum
-        self.orphaned = os.getppid() != self.parent
         if signum == getattr(signal, "SIGHUP", None) and sys.stdout.isatty():
             sys.stdout = sys.stderr = open(os.devnull, "w")  # the terminal is gone: printing
             # to it would fail before the save
