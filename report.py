@@ -351,6 +351,7 @@ class RunWriter:
         self.latest = os.path.join(out, "latest.pt")
         self.log_path = os.path.join(out, "loss_log.csv")
         self.saved_at = at["total_iters"] if at["total_iters"] else None  # resumed from there
+        self.resumed_at = self.saved_at
         self.sums, self.window_start, self.window_iters = {}, time.time(), 0
         if is_main:  # on resume, drop log rows written after the checkpoint
             append_log(self.log_path, None, keep_until=at["total_iters"])
@@ -388,12 +389,25 @@ class RunWriter:
                 checkpoints.save_checkpoint(path, state)
         self.saved_at = self.at["total_iters"]
 
-    def last_save(self):
-        """Where the last good state is, for an error message."""
+    def last_save(self, nan=False):
+        """What the last save holds, for an error message. After a NaN (nan=True) it says only
+        what is known: its weights were finite, which does not make them good; and if this run
+        resumed from it and met the NaN before saving again, it names the newest kept copy."""
         if self.saved_at is None:
             return "Nothing was saved in this run yet."
-        return (f"{self.latest} holds the last good state, from iteration "
-                f"{self.saved_at}: go on from it with --resume.")
+        if not nan:
+            return (f"{self.latest} holds the state saved at iteration {self.saved_at}: go on "
+                    "from it with --resume.")
+        said = (f"{self.latest} holds iteration {self.saved_at}, whose weights were finite but "
+                "may already be on their way to the NaN")
+        if self.saved_at != self.resumed_at:
+            return f"{said}: go on from it with --resume."
+        kept = checkpoints.newest_good_copy(self.out)
+        if kept is None:
+            return (f"{said}, and this run met the NaN before its next save; no kept copy "
+                    "epoch_NNN.pt is there to go back to: start again with a smaller --lr.")
+        return (f"{said}, and this run met the NaN before its next save: go back to the newest "
+                f"kept copy, `cp {kept} {self.latest}`, then --resume.")
 
     def end_of_epoch(self, epoch, n_epochs):
         """Step (5): a sample grid, the toy's errors, the page and its curves, the checkpoints."""

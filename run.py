@@ -70,7 +70,7 @@ class Run:
         if not finite:
             raise ValueError(f"a loss or a weight became NaN or inf at epoch {epoch}, iteration "
                              f"{progress['iter'] + 1} ({values}); stopped without saving it. "
-                             f"{self.writer.last_save()} Try a smaller --lr.")
+                             f"{self.writer.last_save(nan=True)} Try a smaller --lr.")
         progress["iter"] += 1
         progress["total_iters"] += 1
         if self.stopping:  # every rank at this step: which signal, sent to which rank

@@ -225,6 +225,40 @@ def test_a_run_started_with_nohup_keeps_running_when_the_terminal_closes(tmp_pat
 
 # --- NaN, the schedule on resume, flags --------------------------------------------------------
 
+def networks_that_go_nan_at_once(make_networks):
+    """train.make_networks whose first update of G makes a weight NaN."""
+    def networks(args, device):
+        nets = make_networks(args, device)
+        step = nets[4].step
+
+        def bad_step(*a, **k):
+            step(*a, **k)
+            with torch.no_grad():
+                next(nets[0].parameters()).fill_(float("nan"))
+        nets[4].step = bad_step
+        return nets
+    return networks
+
+
+def test_resuming_into_a_nan_at_once_points_to_the_newest_kept_copy(tmp_path, data_dir,
+                                                                    monkeypatch):
+    # 2 epochs of 5 iterations, a kept copy after each: epoch_001.pt and epoch_002.pt
+    assert run(tmp_path, "--n_epochs", "2", "--n_epochs_decay", "1", "--max_iters", "10",
+               "--save_epoch_freq", "1") == 0
+    monkeypatch.setattr(train, "make_networks", networks_that_go_nan_at_once(train.make_networks))
+    latest, kept = tmp_path / "run" / "latest.pt", tmp_path / "run" / "epoch_002.pt"
+    with pytest.raises(SystemExit) as e:  # latest.pt (iteration 10) is finite, yet NaNs at once
+        run(tmp_path, "--resume", "--lr", "1e-4")
+    assert "holds iteration 10, whose weights were finite but may already be on their way" in \
+        str(e.value)
+    assert f"this run met the NaN before its next save: go back to the newest kept copy, `cp " \
+           f"{kept} {latest}`, then --resume" in str(e.value)
+    (tmp_path / "run" / "epoch_001.pt").unlink()
+    kept.unlink()
+    with pytest.raises(SystemExit, match="no kept copy epoch_NNN.pt is there to go back to"):
+        run(tmp_path, "--resume", "--lr", "1e-4")
+
+
 def test_a_nan_in_the_weights_stops_and_latest_holds_finite_weights_from_before(
         tmp_path, data_dir, monkeypatch, capsys):
     make_networks, steps = train.make_networks, []
@@ -246,8 +280,9 @@ def test_a_nan_in_the_weights_stops_and_latest_holds_finite_weights_from_before(
 
     monkeypatch.setattr(train, "make_networks", networks_whose_4th_update_goes_nan)
     with pytest.raises(SystemExit, match=r"NaN or inf at epoch 1, iteration 4 .* stopped without "
-                                         r"saving it. .*latest.pt holds the last good state, from "
-                                         r"iteration 2: go on from it with --resume. Try a smaller "
+                                         r"saving it. .*latest.pt holds iteration 2, whose "
+                                         r"weights were finite but may already be on their way to "
+                                         r"the NaN: go on from it with --resume. Try a smaller "
                                          r"--lr"):
         run(tmp_path, "--save_every", "2")
     ckpt = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)

@@ -429,7 +429,7 @@ def test_a_rank_that_stops_answering_ends_the_job_within_the_timeout_naming_it(t
         line = job.wait_for("error:", 60)
         waited = time.monotonic() - stopped
         assert line.startswith("error: rank 1 answered nothing for 10 s (--timeout). "), line
-        assert f"{job.out}/latest.pt holds the last good state, from iteration 3" in line
+        assert f"{job.out}/latest.pt holds the state saved at iteration 3" in line
         assert 10 <= waited <= 10 + 5 + 10, waited  # --timeout, 5 s to learn who, a loaded CPU
         # torchrun now sends the stopped process SIGTERM, and SIGKILL 30 s later; not to wait,
         # let it go on: it finds rank 0 gone, and must not say so (rank 0 has said what matters)
@@ -450,7 +450,7 @@ def test_a_killed_rank_is_one_line_from_the_rank_left(tmp_path):
     # gloo's error (a 20-line traceback) becomes one line; torchrun's own report follows it
     lines = [line for line in job.text.splitlines() if "error" in line.lower()]
     assert lines[0] == ("error: rank 1 ended (a crash, a kill, or the out-of-memory killer?). "
-                        f"{job.out}/latest.pt holds the last good state, from iteration 3: go "
+                        f"{job.out}/latest.pt holds the state saved at iteration 3: go "
                         "on from it with --resume."), job.text
     assert job.text.count("error:") == 1 and "stopping" not in job.text, job.text
     assert "train.py" not in job.text.split("error:")[1], job.text  # no traceback of ours
