@@ -41,9 +41,10 @@ class Run:
                     "rng": torch.get_rng_state(), "args": vars(args), "world_size": world.size}
         self.writer = report.RunWriter(out, args, world.is_main, state, progress, networks[0],
                                        networks[1], root, device, score)
-        world.say(f"{len(self.dataset.paths['X'])} images in X, {len(self.dataset.paths['Y'])} "
-                  f"in Y ({self.dataset.layout}): {self.per_epoch} iterations per epoch, "
-                  f"{self.n_epochs} epochs; writing to {out}/")
+        world.say(f"{count(len(self.dataset.paths['X']), 'image')} in X, "
+                  f"{len(self.dataset.paths['Y'])} in Y ({self.dataset.layout}): "
+                  f"{count(self.per_epoch, 'iteration')} per epoch, "
+                  f"{count(self.n_epochs, 'epoch')}; writing to {out}/")
         world.last_save = self.writer.last_save  # for the line that says a rank was lost
         self.stop = distributed.StopFlag(quiet=world.size > 1)  # then said once agreed on
 
@@ -100,8 +101,8 @@ class Run:
         done = self.progress["epoch"]
         self.world.say(f"{'finished' if done >= self.n_epochs else 'stopped'}"
                        f"{f' ({self.why})' if self.why else ''} after "
-                       f"{self.progress['total_iters'] - self.start_iters} iterations this run "
-                       f"({done} epochs done); {self.writer.summary()}"
+                       f"{count(self.progress['total_iters'] - self.start_iters, 'iteration')}"
+                       f" this run ({count(done, 'epoch')} done); {self.writer.summary()}"
                        + ("\nthe same command with --resume continues it" if self.why else ""))
         if not self.stopping or self.world.launched:
             return 0
@@ -120,3 +121,8 @@ class Run:
                 raise
             raise OSError(f"the disk holding {self.writer.out} is full ({free / 1e6:.1f} MB free; "
                           f"a checkpoint takes about {need / 1e6:.1f} MB): {e}") from None
+
+
+def count(n, noun):
+    """'1 epoch', '2 epochs': a count with its noun, for the run's messages."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

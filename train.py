@@ -20,7 +20,7 @@ import toy
 from cyclegan import Discriminator, Generator, init_weights
 from data import ImagePool, resolve_dataroot
 from losses import generator_objective, lsgan_d_loss
-from run import Run
+from run import Run, count
 
 
 def linear_decay(epoch, n_epochs=100, n_epochs_decay=100):
@@ -221,8 +221,8 @@ def start(args, world, root, out, device):
     if changed:
         done = ckpt["epoch"]  # the schedule is recomputed for the new settings; say what it does
         last = old["lr"] * linear_decay(max(done, 1), old["n_epochs"], old["n_epochs_decay"])
-        world.say(f"schedule: --lr {args.lr:g}, {args.n_epochs} epochs constant, then "
-                  f"{args.n_epochs_decay} decaying linearly: epoch {max(done, 1)} trained at "
+        world.say(f"schedule: --lr {args.lr:g}, {count(args.n_epochs, 'epoch')} constant, "
+                  f"then {args.n_epochs_decay} decaying linearly: epoch {max(done, 1)} trained at "
                   f"{last:.3g}, epoch {done + 1} trains at "
                   f"{args.lr * linear_decay(done + 1, args.n_epochs, args.n_epochs_decay):.3g}")
     world.check_batch(args.batch_size)
@@ -239,8 +239,8 @@ def start(args, world, root, out, device):
         pools[1].load_state_dict(ckpt["pool_y"], device)
         torch.set_rng_state(ckpt["rng"].cpu())
         progress = {k: ckpt[k] for k in progress}
-        world.say(f"resumed {out}/latest.pt: {progress['epoch']} epochs and "
-                  f"{progress['iter']} iterations done")
+        world.say(f"resumed {out}/latest.pt: {count(progress['epoch'], 'epoch')} and "
+                  f"{count(progress['iter'], 'iteration')} done")
     if args.compile:
         for net in networks[:4]:  # G, F, D_X, D_Y
             net.compile()  # in place: state_dict keys (checkpoints) stay the same

@@ -336,7 +336,7 @@ def test_an_elastic_restart_resumes_from_the_last_checkpoint(runs, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "resumed" in done.stdout and "1 epochs and 0 iterations done" in done.stdout  # step 3
+    assert "resumed" in done.stdout and "1 epoch and 0 iterations done" in done.stdout  # step 3
     # the same as the uninterrupted 2-process run of 5 steps (saving more often changes nothing)
     same_networks(torch.load(tmp / "run2" / "latest.pt", weights_only=True),
                   torch.load(tmp_path / "run" / "latest.pt", weights_only=True))

@@ -168,6 +168,13 @@ def test_a_run_writes_checkpoint_samples_log_curves_and_gallery(tmp_path, data_d
     assert "epoch 1/2 iter 2/5 | GAN(G)" in log and "s/it | ETA" in log
 
 
+def test_counts_in_the_log_agree_with_their_nouns(tmp_path, data_dir, capsys):
+    assert run(tmp_path, "--n_epochs", "1", "--n_epochs_decay", "0") == 0
+    log = capsys.readouterr().out
+    assert "5 iterations per epoch, 1 epoch;" in log  # not "1 epochs"
+    assert "finished after 5 iterations this run (1 epoch done)" in log
+
+
 def test_the_page_of_a_run_stopped_early_says_where_it_stopped(tmp_path, data_dir):
     assert run(tmp_path, "--n_epochs", "1", "--n_epochs_decay", "1", "--max_iters", "7") == 0
     html = (tmp_path / "run" / "index.html").read_text()
