@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+import distributed
 import evaluate
 import train
 from toy import TOY_STYLES, is_toy, make_toy, render_toy, toy_content
@@ -116,3 +117,19 @@ def test_evaluate_names_an_unreadable_checkpoint(tmp_path):
     with pytest.raises(SystemExit, match="error: cannot read .*latest.pt: not a complete "
                                          "file written by torch.save$"):
         evaluate.main([str(tmp_path / "latest.pt")])  # not torch's advice to drop weights_only
+
+
+def test_the_toy_trains_on_one_thread_unless_told_otherwise(tmp_path, monkeypatch, capsys):
+    # Threads that wait for each other on a busy CPU made the toy run 4 times slower with 2
+    # than with 1 (docs/speed.md); an OMP_NUM_THREADS the user set is kept.
+    root = make_toy(str(tmp_path / "toy"), n_train=4, n_test=2, size=24)
+    args = train.parse_args(["--dataroot", root, "--out", str(tmp_path / "run")])
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
+    calls = []
+    train.prepare(args, distributed.World())
+    assert calls == [1] and "one thread" in capsys.readouterr().out
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    calls.clear()
+    train.prepare(train.parse_args(["--dataroot", root]), distributed.World())
+    assert calls == []
