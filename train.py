@@ -292,11 +292,12 @@ def parse_args(argv=None):
     a("--ngf", type=int, default=64, help="filters in the generator's first layer (appendix 7.2)")
     a("--ndf", type=int, default=64, help="filters in D's first layer (appendix 7.2)")
     a("--num_workers", type=int, default=min(4, os.cpu_count() or 1), help="data loading processes")
-    a("--amp", action="store_true", help="opt-in: mixed precision, forward passes in bfloat16 "
-      "(float16 with a gradient scaler on GPUs without bfloat16); faster on GPUs and on CPUs "
-      "with native bfloat16 (bench.py says), not exact")
-    a("--compile", action="store_true", help="opt-in: run the four networks through torch.compile "
-      "(same function, fused kernels; slow first iterations while it compiles)")
+    on_off = argparse.BooleanOptionalAction  # --amp, and --no-amp to switch it off on --resume
+    a("--amp", action=on_off, default=False, help="opt-in: mixed precision, forward passes in "
+      "bfloat16 (float16 with a gradient scaler on GPUs without bfloat16); faster on GPUs and on "
+      "CPUs with native bfloat16 (bench.py says), not exact")
+    a("--compile", action=on_off, default=False, help="opt-in: run the four networks through "
+      "torch.compile (same function, fused kernels; slow first iterations while it compiles)")
     a("--print_every", type=int, default=100, help="iterations between log lines")
     a("--save_every", type=int, default=1000, help="iterations between saves of latest.pt")
     a("--save_epoch_freq", type=int, default=10, help="keep a checkpoint copy every N epochs")
@@ -307,7 +308,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     check_args(p, args)
     given = argv if argv is not None else sys.argv[1:]  # the flags typed, for the toy defaults
-    args.explicit = sorted({s.split("=")[0].lstrip("-") for s in given if s.startswith("--")})
+    args.explicit = sorted({s.split("=")[0].lstrip("-").removeprefix("no-")  # --no-amp: amp
+                            for s in given if s.startswith("--")})
     return args
 
 

@@ -84,8 +84,11 @@ def script_flags():
         found = {"--help"}
         for node in ast.walk(ast.parse(read(path))):
             if isinstance(node, ast.Call):
-                found |= {a.value for a in node.args if isinstance(a, ast.Constant)
-                          and isinstance(a.value, str) and re.fullmatch(r"--\w[\w-]*", a.value)}
+                named = {a.value for a in node.args if isinstance(a, ast.Constant)
+                         and isinstance(a.value, str) and re.fullmatch(r"--\w[\w-]*", a.value)}
+                on_off = any(k.arg == "action" and ast.unparse(k.value) in (
+                    "on_off", "argparse.BooleanOptionalAction") for k in node.keywords)
+                found |= named | ({"--no-" + f[2:] for f in named} if on_off else set())
         flags[os.path.basename(path)] = found
     return flags
 

@@ -270,3 +270,24 @@ def test_ctrl_c_saves_latest_and_the_run_resumes(tmp_path, data_dir):
     ckpt = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
     assert ckpt["total_iters"] >= 2
     assert run(tmp_path, "--resume", "--max_iters", str(ckpt["total_iters"] + 1)) == 0
+
+
+def test_amp_trains_and_resumes_in_either_precision_with_float32_weights(tmp_path, data_dir):
+    # --amp runs the forward passes in bfloat16 on the CPU; the weights and Adam's state stay
+    # float32 (autocast casts copies), so a checkpoint is the same kind of file either way and a
+    # run may switch precision on --resume.
+    assert run(tmp_path, "--amp", "--max_iters", "3") == 0
+    ckpt = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
+    assert ckpt["args"]["amp"] and ckpt["total_iters"] == 3
+    tensors = [v for net in ("G", "F", "D_X", "D_Y") for v in ckpt[net].values()]
+    tensors += [v for opt in ("opt_G", "opt_D") for s in ckpt[opt]["state"].values()
+                for v in s.values() if v.dim() > 0]  # exp_avg, exp_avg_sq
+    assert {t.dtype for t in tensors} == {torch.float32}
+    assert all(torch.isfinite(t).all() for t in tensors)
+    assert run(tmp_path, "--resume", "--max_iters", "4") == 0  # a resumed run keeps --amp
+    assert torch.load(tmp_path / "run" / "latest.pt", weights_only=True)["args"]["amp"]
+    assert run(tmp_path, "--resume", "--no-amp", "--max_iters", "5") == 0  # on in fp32
+    ckpt = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
+    assert not ckpt["args"]["amp"] and ckpt["total_iters"] == 5
+    assert run(tmp_path, "--resume", "--amp", "--max_iters", "7") == 0  # and back to bfloat16
+    assert torch.load(tmp_path / "run" / "latest.pt", weights_only=True)["total_iters"] == 7
