@@ -171,6 +171,21 @@ def resume(args, out, device, changeable):
     return ckpt, take_settings(args, ckpt, changeable)
 
 
+def tidy(out, before):
+    """Remove what a refused run made in --out (the folder, samples/, train.lock), if it wrote
+    nothing else: a refusal leaves --out as it was (`before`: its names, None: no folder)."""
+    if out is None or not os.path.isdir(out):
+        return
+    made = set(os.listdir(out)) - set(before or ())
+    samples = os.path.join(out, "samples")
+    if made - {"samples", "train.lock"} or ("samples" in made and os.listdir(samples)):
+        return
+    for name in made:
+        (os.rmdir if name == "samples" else os.remove)(os.path.join(out, name))
+    if before is None:
+        os.rmdir(out)
+
+
 def take_settings(args, ckpt, changeable):
     """The run's settings from the checkpoint, into args: a flag given on the command line may
     differ only if it is in `changeable`. Returns the checkpoint's settings."""

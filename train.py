@@ -161,7 +161,7 @@ def main(argv=None):
             return status
     except (OSError, ValueError, distributed.Diverged) as e:
         if world.is_main:
-            tidy(out, before)
+            checkpoints.tidy(out, before)
             world.reported()  # the other ranks need not say that rank 0 ended
         raise SystemExit(f"error: {e}" if world.is_main else 1) from None
     except RuntimeError as e:  # an exchange between the ranks failed (another rank was lost)
@@ -173,21 +173,6 @@ def main(argv=None):
         raise SystemExit(f"error: {lost}. {world.last_save()}" if lost else 1) from None
     finally:
         world.close()
-
-
-def tidy(out, before):
-    """Remove what a refused run made in --out (the folder, samples/, train.lock), if it wrote
-    nothing else: a refusal leaves --out as it was (`before`: its names, None: no folder)."""
-    if out is None or not os.path.isdir(out):
-        return
-    made = set(os.listdir(out)) - set(before or ())
-    samples = os.path.join(out, "samples")
-    if made - {"samples", "train.lock"} or ("samples" in made and os.listdir(samples)):
-        return
-    for name in made:
-        (os.rmdir if name == "samples" else os.remove)(os.path.join(out, name))
-    if before is None:
-        os.rmdir(out)
 
 
 def prepare(args, world):
