@@ -430,7 +430,9 @@ def test_a_rank_that_stops_answering_ends_the_job_within_the_timeout_naming_it(t
         waited = time.monotonic() - stopped
         assert line.startswith("error: rank 1 answered nothing for 10 s (--timeout). "), line
         assert f"{job.out}/latest.pt holds the state saved at iteration 3" in line
-        assert 10 <= waited <= 10 + 5 + 10, waited  # --timeout, 5 s to learn who, a loaded CPU
+        # --timeout, 5 s to learn who, and a loaded CPU's slack; rank 0 may have entered the
+        # step's exchange a moment before rank 1 stopped, so the 10 s can start a little earlier
+        assert 10 - 3 <= waited <= 10 + 5 + 30, waited  # not gloo's 30 minutes
         # torchrun now sends the stopped process SIGTERM, and SIGKILL 30 s later; not to wait,
         # let it go on: it finds rank 0 gone, and must not say so (rank 0 has said what matters)
         os.kill(job.pid(1), signal.SIGCONT)
