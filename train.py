@@ -83,9 +83,10 @@ def generator_step(G, F, D_X, D_Y, opt_G, real_x, real_y, args, scaler=None):
             fake_x, idt_x = F(real_y), None
         rec_x = F(fake_y)  # F(G(x)), forward cycle of Eq. 2
         rec_y = G(fake_x)  # G(F(y)), backward cycle of Eq. 2
-        loss_G, parts = generator_objective(D_Y(fake_y), D_X(fake_x), real_x, real_y, rec_x,
-                                            rec_y, idt_x, idt_y, args.lambda_cyc,
-                                            args.lambda_idt, args.lambda_gan, args.cycle)
+        score_y, score_x = D_Y(fake_y).float(), D_X(fake_x).float()  # losses in float32 (--amp)
+        loss_G, parts = generator_objective(score_y, score_x, real_x, real_y, rec_x, rec_y, idt_x,
+                                            idt_y, args.lambda_cyc, args.lambda_idt,
+                                            args.lambda_gan, args.cycle)
     update(opt_G, loss_G, scaler)
     D_X.requires_grad_(True)
     D_Y.requires_grad_(True)
@@ -100,8 +101,8 @@ def discriminator_step(D_X, D_Y, opt_D, pool_x, pool_y, real_x, real_y, fake_x, 
     with half_precision(amp, real_x.device):
         d_real_x, d_fake_x = each(D_X, real_x, fake_x)  # D_X(x), D_X(F(y))
         d_real_y, d_fake_y = each(D_Y, real_y, fake_y)  # D_Y(y), D_Y(G(x))
-        loss_D_X = lsgan_d_loss(d_real_x, d_fake_x)  # halved inside, appendix 7.1
-        loss_D_Y = lsgan_d_loss(d_real_y, d_fake_y)
+        loss_D_X = lsgan_d_loss(d_real_x.float(), d_fake_x.float())  # halved inside, app. 7.1
+        loss_D_Y = lsgan_d_loss(d_real_y.float(), d_fake_y.float())  # float32 under --amp too
     update(opt_D, loss_D_X + loss_D_Y, scaler)
     return {"D_X": loss_D_X, "D_Y": loss_D_Y}
 
@@ -133,7 +134,8 @@ def train(args, networks, pools, run, world):
 
 
 def half_precision(enabled, device):
-    """--amp: the forward passes in half precision. Off (the default): float32, as the paper."""
+    """--amp: the networks' forward passes in half precision; the losses (D's scores are cast
+    back), the weights and Adam stay float32. Off (the default): float32 throughout, the paper's."""
     return torch.autocast(device.type, amp_dtype(device), enabled=enabled)
 
 

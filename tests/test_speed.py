@@ -221,6 +221,20 @@ def test_amp_on_cpu_stays_close_to_fp32():
     assert (fake_y.float() - G(real_x)).abs().max().item() < 0.05  # pixels in [-1, 1]
 
 
+def test_amp_keeps_the_losses_in_float32():
+    # Under --amp the networks compute in bfloat16, but every loss is a float32 sum of float32
+    # terms: D's patch scores are cast back before the squares and means of Sec. 4's losses, and
+    # the L1 terms subtract a float32 image. A bfloat16 loss would keep ~3 significant digits.
+    nets = make_models(tiny_args(), torch.device("cpu"))
+    real_x, real_y = images(4)
+    mixed = ours(nets, real_x, real_y, tiny_args(amp=True))
+    assert {k: v.dtype for k, v in mixed.items()} == dict.fromkeys(mixed, torch.float32)
+    G, F, D_X, D_Y = nets[:4]
+    with torch.autocast("cpu", torch.bfloat16):
+        score = D_Y(G(real_x))
+    assert score.dtype == torch.bfloat16  # what the cast undoes: the network's own output
+
+
 def test_compile_runs_a_few_steps_with_finite_losses():
     args = tiny_args()
     nets = make_models(args, torch.device("cpu"))
