@@ -31,6 +31,7 @@ from cyclegan import InstanceNorm, TransposedConv
 from data import ImagePool, UnpairedDataset
 from distributed import pick_device
 from losses import generator_objective, lsgan_d_loss
+from run import native_bfloat16_flags
 from train import amp_dtype, discriminator_step, generator_step, make_networks
 
 
@@ -323,17 +324,12 @@ def device_name(device):
 
 
 def native_bfloat16(flags=None):
-    """Whether this CPU computes in bfloat16 natively (AVX-512 BF16, AMX), where --amp can pay;
-    without them bfloat16 is converted to float32 and back, and --amp is mostly slower. flags:
-    the CPU's feature flags, read from /proc/cpuinfo if not given."""
-    try:
-        if flags is None:
-            with open("/proc/cpuinfo") as f:
-                flags = next(line.split(":", 1)[1].split() for line in f
-                             if line.startswith("flags"))
-    except (OSError, StopIteration):
+    """bench.py's first line: whether this CPU computes in bfloat16 natively (AVX-512 BF16, AMX),
+    where --amp can pay; without them bfloat16 is converted to float32 and back, and --amp is
+    mostly slower. flags: the CPU's feature flags, read from /proc/cpuinfo if not given."""
+    have = native_bfloat16_flags(flags)
+    if have is None:
         return "bfloat16 support unknown"
-    have = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
     return ("native bfloat16: " + ", ".join(have)) if have else "no native bfloat16"
 
 

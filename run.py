@@ -123,6 +123,19 @@ class Run:
                           f"a checkpoint takes about {need / 1e6:.1f} MB): {e}") from None
 
 
+def native_bfloat16_flags(flags=None):
+    """Which of the CPU's flags for native bfloat16 arithmetic (avx512_bf16, amx_bf16) it has:
+    where --amp pays (docs/speed.md). None when /proc/cpuinfo cannot tell. flags: for tests."""
+    try:
+        if flags is None:
+            with open("/proc/cpuinfo") as f:
+                flags = next(line.split(":", 1)[1].split() for line in f
+                             if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return None
+    return [flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags]
+
+
 def count(n, noun):
     """'1 epoch', '2 epochs': a count with its noun, for the run's messages."""
     return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -272,6 +272,19 @@ def test_ctrl_c_saves_latest_and_the_run_resumes(tmp_path, data_dir):
     assert run(tmp_path, "--resume", "--max_iters", str(ckpt["total_iters"] + 1)) == 0
 
 
+@pytest.mark.parametrize("flags, amp, hinted", [(["amx_bf16"], [], True),
+                                                 (["amx_bf16"], ["--amp"], False),
+                                                 ([], [], False)])
+def test_a_cpu_with_native_bfloat16_is_told_about_amp(tmp_path, data_dir, capsys, monkeypatch,
+                                                       flags, amp, hinted):
+    # The paper's float32 stays the default; where the CPU has bfloat16 arithmetic (and --amp is
+    # 1.3-2x faster, docs/speed.md) the run says so once, and not when --amp is on or pointless.
+    monkeypatch.setattr(train, "native_bfloat16_flags", lambda: flags)
+    assert run(tmp_path, *amp, "--max_iters", "1") == 0
+    said = capsys.readouterr().out
+    assert ("this CPU has native bfloat16 (amx_bf16): --amp trains 1.3-2x faster" in said) == hinted
+
+
 def test_amp_trains_and_resumes_in_either_precision_with_float32_weights(tmp_path, data_dir):
     # --amp runs the forward passes in bfloat16 on the CPU; the weights and Adam's state stay
     # float32 (autocast casts copies), so a checkpoint is the same kind of file either way and a
