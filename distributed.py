@@ -175,7 +175,8 @@ class World:
 
     def stopped_by(self, stop):
         """Why the run stops, from every rank's StopFlag: 'SIGTERM to rank 1', 'SIGINT', ..."""
-        codes = [-1 if stop.stop and stop.orphaned else stop.signum]  # -1: launcher died
+        died = self.launched and stop.stop and stop.orphaned  # not a nohup run's closed shell
+        codes = [-1 if died else stop.signum]  # -1: torchrun died
         if self.size > 1:
             codes = self.gather(torch.tensor(codes, device=self.device)).tolist()
         named = {}

@@ -536,3 +536,19 @@ def test_a_save_that_fails_on_a_full_disk_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: types.SimpleNamespace(free=10**9))
     with pytest.raises(OSError, match="^could not write"):  # room enough: another cause
         run.Run.saving(fake, write)
+
+
+def test_a_single_run_whose_shell_has_exited_is_stopped_by_its_signal_not_by_torchrun(monkeypatch):
+    # `nohup python train.py ... &` from a shell that then exits: the run's parent changes, but
+    # no torchrun was there to die. A later SIGTERM is a SIGTERM (it said "torchrun ... died").
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    world, stop = distributed.World(), distributed.StopFlag()
+    try:
+        stop.parent = -1  # as if the shell that started this process had exited
+        stop.handle(signal.SIGTERM, None)
+        assert stop.orphaned and world.stopped_by(stop) == "SIGTERM"
+        world.launched = True  # the same under torchrun: its death sent the signal
+        assert world.stopped_by(stop) == "torchrun, the launcher, died"
+    finally:
+        stop.restore()
+        world.close()
