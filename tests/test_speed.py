@@ -235,8 +235,9 @@ def test_amp_keeps_the_losses_in_float32():
     assert score.dtype == torch.bfloat16  # what the cast undoes: the network's own output
 
 
-def test_compile_runs_a_few_steps_with_finite_losses():
-    args = tiny_args()
+@pytest.mark.parametrize("amp", [False, True])
+def test_compile_runs_a_few_steps_with_finite_losses(amp):
+    args = tiny_args(amp=amp)  # --compile, and --compile --amp
     nets = make_models(args, torch.device("cpu"))
     for net in nets[:4]:
         net.compile()  # as train.py --compile
