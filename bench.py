@@ -153,9 +153,11 @@ def layer_kinds(generators, discriminators):
                             "R256: 3x3 convs of the residual blocks")
                 elif isinstance(m, (InstanceNorm, nn.InstanceNorm2d)):
                     kind = "instance norm"
-                elif isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.ReflectionPad2d)):
-                    kind = {nn.ReLU: "ReLU", nn.LeakyReLU: "LeakyReLU(0.2)", nn.Tanh: "tanh",
-                            nn.ReflectionPad2d: "reflection padding"}[type(m)]
+                elif isinstance(m, nn.ReflectionPad2d):  # and ReflectionPad
+                    kind = "reflection padding"
+                elif isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.Tanh)):
+                    kind = {nn.ReLU: "ReLU", nn.LeakyReLU: "LeakyReLU(0.2)",
+                            nn.Tanh: "tanh"}[type(m)]
                 else:
                     continue
                 kinds[m] = prefix + kind

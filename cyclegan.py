@@ -4,7 +4,8 @@ Generator: the ResNet of Johnson et al., c7s1-64, d128, d256, R256 x9, u128, u64
 Discriminator: the 70x70 PatchGAN, C64-C128-C256-C512, then a 1-channel convolution.
 Also: the N(0, 0.02) initialisation (appendix 7.1), the discriminator's receptive field computed
 from its own layers, and a loader for the generator files released with the authors' code.
-At the end, for speed only: InstanceNorm and TransposedConv, PyTorch's layers computed faster.
+At the end, for speed only: InstanceNorm, TransposedConv and ReflectionPad, PyTorch's layers
+computed faster.
 """
 import torch
 from torch import nn
@@ -17,8 +18,8 @@ class ResidualBlock(nn.Module):
         super().__init__()
         # Reflection padding keeps the size (64x64 stays 64x64) without zero borders (appendix 7.2).
         self.conv_block = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), InstanceNorm(), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), InstanceNorm(),
+            ReflectionPad(1), nn.Conv2d(channels, channels, 3), InstanceNorm(), nn.ReLU(True),
+            ReflectionPad(1), nn.Conv2d(channels, channels, 3), InstanceNorm(),
         )
 
     def forward(self, x):
@@ -29,7 +30,8 @@ class Generator(nn.Module):
     """The ResNet generator of appendix 7.2: c7s1-64, d128, d256, R256 x n, u128, u64, c7s1-3.
 
     9 blocks for 256x256 training images, 6 for 128x128. Input and output are images in [-1, 1].
-    InstanceNorm is nn.InstanceNorm2d(affine=False), computed faster (see the end of this file).
+    InstanceNorm is nn.InstanceNorm2d(affine=False) and ReflectionPad nn.ReflectionPad2d, computed
+    faster (see the end of this file).
     The layers sit in one nn.Sequential called `model`, numbered as in the authors' released files,
     so those files load with `load_official_generator`.
     """
@@ -38,7 +40,7 @@ class Generator(nn.Module):
         super().__init__()
         layers = [
             # c7s1-64: (N, 3, 256, 256) -> (N, 64, 256, 256)
-            nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), InstanceNorm(), nn.ReLU(True),
+            ReflectionPad(3), nn.Conv2d(in_channels, ngf, 7), InstanceNorm(), nn.ReLU(True),
             # d128, d256: 3x3 stride-2 convolutions -> (N, 256, 64, 64)
             # Deviation: d128, d256, u128 and u64 pad with zeros, as the authors' code does.
             nn.Conv2d(ngf, 2 * ngf, 3, stride=2, padding=1), InstanceNorm(), nn.ReLU(True),
@@ -53,7 +55,7 @@ class Generator(nn.Module):
             InstanceNorm(), nn.ReLU(True),
             # c7s1-3 -> (N, 3, 256, 256)
             # Deviation: the last layer is conv + tanh, not Conv-InstanceNorm-ReLU as c7s1-k reads.
-            nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh(),
+            ReflectionPad(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh(),
         ]
         self.model = nn.Sequential(*layers)
 
@@ -137,8 +139,8 @@ def load_official_generator(path_or_state_dict, map_location="cpu"):
 
 
 # ---- speed, not the paper -----------------------------------------------------------------------
-# The same functions as nn.InstanceNorm2d(affine=False) and nn.ConvTranspose2d, faster on
-# channels-last tensors: bench.py measures the gain, tests/test_speed.py checks the equality.
+# The same functions as nn.InstanceNorm2d(affine=False), nn.ConvTranspose2d and
+# nn.ReflectionPad2d, faster: bench.py measures the gain, tests/test_speed.py checks the equality.
 
 
 class InstanceNorm(nn.Module):
@@ -168,3 +170,14 @@ class TransposedConv(nn.ConvTranspose2d):
         if self.bias is None:
             return out
         return out.add_(self.bias.view(-1, 1, 1))  # in place: the conv's backward never reads out
+
+
+class ReflectionPad(nn.ReflectionPad2d):
+    """nn.ReflectionPad2d that pads in its input's precision. CPU autocast (--amp) lists
+    reflection padding among the ops it runs in float32: each bfloat16 activation would be
+    widened before the pad and narrowed again by the next conv. A pad only copies values, so
+    padding in bfloat16 gives exactly those values, in half the memory traffic."""
+
+    def forward(self, x):
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x)

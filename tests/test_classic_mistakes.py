@@ -286,9 +286,11 @@ def test_one_adam_for_G_and_F_and_one_for_D_X_and_D_Y_with_the_papers_settings()
 # ---- the networks (Sec. 4, appendix 7.2) ---------------------------------------------------
 
 def kinds(layers):
-    """Layer names, with either instance norm written Norm and any transposed conv as PyTorch's."""
+    """Layer names, with either instance norm written Norm, any transposed conv and reflection
+    pad as PyTorch's."""
     return ["Norm" if isinstance(m, (InstanceNorm, nn.InstanceNorm2d)) else
-            "ConvTranspose2d" if isinstance(m, nn.ConvTranspose2d) else type(m).__name__
+            "ConvTranspose2d" if isinstance(m, nn.ConvTranspose2d) else
+            "ReflectionPad2d" if isinstance(m, nn.ReflectionPad2d) else type(m).__name__
             for m in layers]
 
 

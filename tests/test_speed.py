@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from cyclegan import InstanceNorm, TransposedConv
+from cyclegan import InstanceNorm, ReflectionPad, TransposedConv
 from bench import (conv_flops, layer_kinds, make_models, native_bfloat16, record_calls,
                    reference_discriminator_step, reference_generator_step, step_flops)
 from data import ImagePool
@@ -85,6 +85,22 @@ def test_transposed_conv_is_torchs_with_the_bias_added_apart(layout):
     no_bias = TransposedConv(6, 4, 3, stride=2, padding=1, output_padding=1, bias=False)
     torch.testing.assert_close(no_bias(x), nn.functional.conv_transpose2d(x, no_bias.weight, None,
                                                                           2, 1, 1))
+
+
+def test_reflection_pad_is_pytorchs_and_keeps_bfloat16_under_autocast():
+    x = torch.randn(2, 5, 6, 7, requires_grad=True)
+    grad = torch.randn(2, 5, 12, 13)
+    ours, theirs = ReflectionPad(3)(x), nn.ReflectionPad2d(3)(x)
+    assert torch.equal(ours, theirs)  # float32: the same function, value for value
+    (g_ours,) = torch.autograd.grad(ours, x, grad)
+    (g_theirs,) = torch.autograd.grad(theirs, x, grad)
+    assert torch.equal(g_ours, g_theirs)
+    half = x.detach().bfloat16()
+    with torch.autocast("cpu", torch.bfloat16):  # --amp on a CPU
+        widened, kept = nn.ReflectionPad2d(3)(half), ReflectionPad(3)(half)
+    assert widened.dtype == torch.float32  # autocast's float32 list: PyTorch's pad widens
+    assert kept.dtype == torch.bfloat16  # ours stays in the precision the next conv wants
+    assert torch.equal(kept.float(), widened)  # and copies exactly the same values
 
 
 # ---- the step: train.py's against the authors' order --------------------------------------------
