@@ -195,10 +195,6 @@ def prepare(args, world):
         if "OMP_NUM_THREADS" not in os.environ:  # the toy's tiny convolutions on one thread:
             torch.set_num_threads(1)  # 9% slower on an idle CPU, 4x faster on a busy one
             world.say("toy domains: one thread (OMP_NUM_THREADS=2 python train.py for two)")
-    elif device.type == "cpu" and not args.amp and native_bfloat16_flags():
-        world.say(f"this CPU has native bfloat16 ({', '.join(native_bfloat16_flags())}): "
-                  "--amp trains 1.3-2x faster, in bfloat16 instead of the paper's float32 "
-                  "(docs/speed.md)")
     args.out = args.out or os.path.join("runs", os.path.basename(os.path.normpath(root)))
     world.check_batch(args.batch_size)  # refusals before --out is made; again after --resume
     world.check_same(root, args)  # every rank: the same image files, the same flags
@@ -222,6 +218,10 @@ def start(args, world, root, out, device):
     world.check_batch(args.batch_size)
     world.say("settings: " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
                                       if k != "explicit"))
+    if device.type == "cpu" and not args.amp and not toy.is_toy(root) and native_bfloat16_flags():
+        world.say(f"this CPU has native bfloat16 ({', '.join(native_bfloat16_flags())}): "
+                  "--amp trains 1.3-2x faster, in bfloat16 instead of the paper's float32 "
+                  "(docs/speed.md)")
     torch.manual_seed(args.seed)  # the same start on every rank
     networks = make_networks(args, device)  # G, F, D_X, D_Y, opt_G, opt_D
     pools = ImagePool(args.pool_size, args.seed), ImagePool(args.pool_size, args.seed + 1)

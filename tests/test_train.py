@@ -283,6 +283,12 @@ def test_a_cpu_with_native_bfloat16_is_told_about_amp(tmp_path, data_dir, capsys
     assert run(tmp_path, *amp, "--max_iters", "1") == 0
     said = capsys.readouterr().out
     assert ("this CPU has native bfloat16 (amx_bf16): --amp trains 1.3-2x faster" in said) == hinted
+    # A run that is refused says only why: the hint comes after the checks, with the settings.
+    (tmp_path / "run").rename(tmp_path / "old")
+    (tmp_path / "run").write_text("a file, not a folder")
+    with pytest.raises(SystemExit, match="error: --out"):
+        run(tmp_path, *amp, "--max_iters", "1")
+    assert "native bfloat16" not in capsys.readouterr().out
 
 
 def test_amp_trains_and_resumes_in_either_precision_with_float32_weights(tmp_path, data_dir):
