@@ -20,7 +20,7 @@ import toy
 from cyclegan import Discriminator, Generator, init_weights
 from data import ImagePool, resolve_dataroot
 from losses import generator_objective, lsgan_d_loss
-from run import Run, count, native_bfloat16_flags
+from run import Run, amp_hint, count
 
 
 def linear_decay(epoch, n_epochs=100, n_epochs_decay=100):
@@ -218,10 +218,9 @@ def start(args, world, root, out, device):
     world.check_batch(args.batch_size)
     world.say("settings: " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
                                       if k != "explicit"))
-    if device.type == "cpu" and not args.amp and not toy.is_toy(root) and native_bfloat16_flags():
-        world.say(f"this CPU has native bfloat16 ({', '.join(native_bfloat16_flags())}): "
-                  "--amp trains 1.3-2x faster, in bfloat16 instead of the paper's float32 "
-                  "(docs/speed.md)")
+    hint = amp_hint(device, args.amp, root)  # on a CPU where --amp would be faster
+    if hint:
+        world.say(hint)
     torch.manual_seed(args.seed)  # the same start on every rank
     networks = make_networks(args, device)  # G, F, D_X, D_Y, opt_G, opt_D
     pools = ImagePool(args.pool_size, args.seed), ImagePool(args.pool_size, args.seed + 1)

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+import run as run_files
 import train
 from data import ImagePool
 from train import discriminator_step, generator_step, linear_decay
@@ -279,7 +280,7 @@ def test_a_cpu_with_native_bfloat16_is_told_about_amp(tmp_path, data_dir, capsys
                                                        flags, amp, hinted):
     # The paper's float32 stays the default; where the CPU has bfloat16 arithmetic (and --amp is
     # 1.3-2x faster, docs/speed.md) the run says so once, and not when --amp is on or pointless.
-    monkeypatch.setattr(train, "native_bfloat16_flags", lambda: flags)
+    monkeypatch.setattr(run_files, "native_bfloat16_flags", lambda: flags)
     assert run(tmp_path, *amp, "--max_iters", "1") == 0
     said = capsys.readouterr().out
     assert ("this CPU has native bfloat16 (amx_bf16): --amp trains 1.3-2x faster" in said) == hinted
